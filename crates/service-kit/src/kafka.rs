@@ -1,0 +1,183 @@
+//! Kafka client settings: one place converts flags into librdkafka properties.
+
+use std::time::Duration;
+
+use clap::Args;
+use rdkafka::ClientConfig;
+use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
+use rdkafka::client::DefaultClientContext;
+use rdkafka::error::KafkaResult;
+use rdkafka::metadata::Metadata;
+use rdkafka::types::RDKafkaErrorCode;
+
+/// Broker connection settings shared by producer, consumer and admin clients.
+#[derive(Debug, Clone, Args)]
+pub struct KafkaArgs {
+    /// Kafka bootstrap servers, comma-separated host:port.
+    #[arg(
+        long,
+        env = "KAFKA_BOOTSTRAP_SERVERS",
+        default_value = "127.0.0.1:9092"
+    )]
+    pub bootstrap_servers: String,
+
+    /// Topic of user events.
+    #[arg(long = "kafka-topic", env = "KAFKA_TOPIC", default_value = events_topic())]
+    pub topic: String,
+
+    /// Extra librdkafka properties as key=value, comma-separated (TLS, SASL, tuning).
+    /// They override the platform's defaults.
+    #[arg(
+        long = "kafka-property",
+        env = "KAFKA_PROPERTIES",
+        value_delimiter = ',',
+        value_parser = parse_property,
+        hide_env_values = true
+    )]
+    pub properties: Vec<(String, String)>,
+}
+
+const fn events_topic() -> &'static str {
+    "user-events"
+}
+
+/// Parses one `key=value` librdkafka property.
+pub fn parse_property(text: &str) -> Result<(String, String), String> {
+    let (key, value) = text
+        .split_once('=')
+        .ok_or_else(|| format!("`{text}` is not key=value"))?;
+    let key = key.trim();
+    if key.is_empty() {
+        return Err(format!("`{text}` has an empty key"));
+    }
+    Ok((key.to_owned(), value.trim().to_owned()))
+}
+
+impl KafkaArgs {
+    pub fn new(bootstrap_servers: impl Into<String>, topic: impl Into<String>) -> Self {
+        Self {
+            bootstrap_servers: bootstrap_servers.into(),
+            topic: topic.into(),
+            properties: Vec::new(),
+        }
+    }
+
+    /// Base configuration: brokers, then the pass-through properties on top of `defaults`.
+    fn config_with(&self, defaults: &[(&str, &str)]) -> ClientConfig {
+        let mut config = ClientConfig::new();
+        config.set("bootstrap.servers", &self.bootstrap_servers);
+        for (key, value) in defaults {
+            config.set(*key, *value);
+        }
+        for (key, value) in &self.properties {
+            config.set(key, value);
+        }
+        config
+    }
+
+    /// An idempotent producer that waits for all in-sync replicas: a retried send can
+    /// never duplicate or reorder a message.
+    pub fn producer_config(&self) -> ClientConfig {
+        self.config_with(&[
+            ("enable.idempotence", "true"),
+            ("acks", "all"),
+            ("compression.type", "lz4"),
+            ("linger.ms", "5"),
+            ("message.timeout.ms", "15000"),
+            ("socket.connection.setup.timeout.ms", "5000"),
+        ])
+    }
+
+    /// A consumer in `group` that commits only offsets the service stored after handling.
+    pub fn consumer_config(&self, group: &str) -> ClientConfig {
+        let mut config = self.config_with(&[
+            ("enable.auto.offset.store", "false"),
+            ("enable.auto.commit", "true"),
+            ("auto.commit.interval.ms", "1000"),
+            ("auto.offset.reset", "earliest"),
+            ("session.timeout.ms", "10000"),
+            ("heartbeat.interval.ms", "1000"),
+        ]);
+        config.set("group.id", group);
+        config
+    }
+
+    pub fn admin_config(&self) -> ClientConfig {
+        self.config_with(&[])
+    }
+}
+
+/// Creates `topics` with `partitions` and `replication`; existing topics are left alone.
+pub async fn ensure_topics(
+    args: &KafkaArgs,
+    topics: &[&str],
+    partitions: i32,
+    replication: i32,
+) -> anyhow::Result<()> {
+    let admin: AdminClient<DefaultClientContext> = args.admin_config().create()?;
+    let new_topics: Vec<_> = topics
+        .iter()
+        .map(|name| NewTopic::new(name, partitions, TopicReplication::Fixed(replication)))
+        .collect();
+    let options = AdminOptions::new().operation_timeout(Some(Duration::from_secs(10)));
+    for result in admin.create_topics(&new_topics, &options).await? {
+        match result {
+            Ok(topic) => tracing::info!(%topic, partitions, replication, "topic created"),
+            Err((topic, RDKafkaErrorCode::TopicAlreadyExists)) => {
+                tracing::debug!(%topic, "topic exists")
+            }
+            Err((topic, code)) => anyhow::bail!("cannot create topic {topic}: {code}"),
+        }
+    }
+    Ok(())
+}
+
+/// Readiness probe: broker metadata for `topic` within a short deadline. `fetch` is a
+/// blocking librdkafka call, so it runs off the async workers.
+pub async fn probe<F>(topic: String, fetch: F) -> Result<(), String>
+where
+    F: FnOnce(&str, Duration) -> KafkaResult<Metadata> + Send + 'static,
+{
+    let task = tokio::task::spawn_blocking(move || {
+        let metadata = fetch(&topic, Duration::from_secs(2)).map_err(|e| e.to_string())?;
+        let found = metadata.topics().iter().find(|t| t.name() == topic);
+        match found {
+            Some(t) if t.error().is_none() && !t.partitions().is_empty() => Ok(()),
+            Some(t) => Err(format!("topic {topic}: {:?}", t.error())),
+            None => Err(format!("topic {topic} not found")),
+        }
+    });
+    task.await.map_err(|e| e.to_string())?
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn properties_parse_and_override_defaults() {
+        let mut args = KafkaArgs::new("b:9092", "t");
+        args.properties = vec![
+            parse_property("security.protocol=SASL_SSL").expect("valid"),
+            parse_property("linger.ms = 50").expect("valid"),
+        ];
+        let config = args.producer_config();
+        assert_eq!(config.get("security.protocol"), Some("SASL_SSL"));
+        assert_eq!(config.get("linger.ms"), Some("50"));
+        assert_eq!(config.get("enable.idempotence"), Some("true"));
+        assert_eq!(config.get("acks"), Some("all"));
+    }
+
+    #[test]
+    fn malformed_properties_are_rejected() {
+        assert!(parse_property("no-equals").is_err());
+        assert!(parse_property("=value").is_err());
+    }
+
+    #[test]
+    fn consumers_store_offsets_by_hand() {
+        let config = KafkaArgs::new("b:9092", "t").consumer_config("g");
+        assert_eq!(config.get("enable.auto.offset.store"), Some("false"));
+        assert_eq!(config.get("group.id"), Some("g"));
+    }
+}

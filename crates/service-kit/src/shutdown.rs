@@ -1,0 +1,83 @@
+//! Graceful shutdown: one token that every task of a service watches.
+
+use tokio_util::sync::CancellationToken;
+
+/// Cancelled when the service must stop; clones share the state.
+#[derive(Debug, Clone, Default)]
+pub struct Shutdown(CancellationToken);
+
+impl Shutdown {
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Starts the shutdown of everything that watches this token.
+    pub fn trigger(&self) {
+        self.0.cancel();
+    }
+
+    pub fn is_triggered(&self) -> bool {
+        self.0.is_cancelled()
+    }
+
+    /// Resolves once shutdown has been triggered.
+    pub async fn wait(&self) {
+        self.0.cancelled().await;
+    }
+
+    /// A token that stops with this one and can also be stopped on its own.
+    pub fn child(&self) -> Self {
+        Self(self.0.child_token())
+    }
+
+    /// Triggers this token on SIGINT or SIGTERM.
+    pub fn trigger_on_signals(&self) {
+        let token = self.clone();
+        tokio::spawn(async move {
+            wait_for_signal().await;
+            tracing::info!("shutdown signal received");
+            token.trigger();
+        });
+    }
+}
+
+async fn wait_for_signal() {
+    let ctrl_c = tokio::signal::ctrl_c();
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{SignalKind, signal};
+        match signal(SignalKind::terminate()) {
+            Ok(mut term) => {
+                tokio::select! {
+                    _ = ctrl_c => {}
+                    _ = term.recv() => {}
+                }
+            }
+            Err(_) => drop(ctrl_c.await),
+        }
+    }
+    #[cfg(not(unix))]
+    drop(ctrl_c.await);
+}
+
+/// Runs a service until SIGINT/SIGTERM, then gives it `grace` to drain before giving up.
+pub async fn run_until_signal<F>(
+    grace: std::time::Duration,
+    service: impl FnOnce(Shutdown) -> F,
+) -> anyhow::Result<()>
+where
+    F: std::future::Future<Output = anyhow::Result<()>>,
+{
+    let shutdown = Shutdown::new();
+    shutdown.trigger_on_signals();
+    let service = service(shutdown.clone());
+    tokio::pin!(service);
+    tokio::select! {
+        result = &mut service => return result,
+        () = shutdown.wait() => {}
+    }
+    match tokio::time::timeout(grace, service).await {
+        Ok(result) => result,
+        Err(_) => anyhow::bail!("did not stop within the {grace:?} grace period"),
+    }
+}

@@ -1,0 +1,128 @@
+//! Builds the notification-service from its settings and runs it until shutdown.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::Context;
+use axum::Router;
+use rdkafka::producer::FutureProducer;
+use service_kit::Shutdown;
+use service_kit::auth::AdminToken;
+use service_kit::db::Database;
+use sqlx::migrate::Migrator;
+use tokio::net::TcpListener;
+
+use crate::api::{AppState, router};
+use crate::config::Config;
+use crate::consumer::{KafkaConsumer, RebalanceCommit, StatusBoard, Worker, report_lag};
+use crate::metrics::NotificationMetrics;
+use crate::store::NotificationStore;
+
+static MYSQL_MIGRATIONS: Migrator = sqlx::migrate!("./migrations/mysql");
+static SQLITE_MIGRATIONS: Migrator = sqlx::migrate!("./migrations/sqlite");
+
+const LAG_REPORT_INTERVAL: Duration = Duration::from_secs(5);
+
+/// A bound, ready-to-run notification-service.
+pub struct Application {
+    listener: TcpListener,
+    router: Router,
+    worker: Worker,
+    db: Database,
+}
+
+/// Connects to the database and applies the migrations.
+pub async fn connect_and_migrate(config: &Config) -> anyhow::Result<Database> {
+    let db = Database::connect(&config.database_url, config.database_max_connections).await?;
+    if config.common.run_migrations || config.common.migrate_only {
+        db.migrate(&MYSQL_MIGRATIONS, &SQLITE_MIGRATIONS).await?;
+    }
+    Ok(db)
+}
+
+impl Application {
+    /// Connects, migrates, creates the Kafka clients and binds; port 0 picks a free port.
+    pub async fn build(config: &Config) -> anyhow::Result<Self> {
+        let db = connect_and_migrate(config).await?;
+        let consumer: KafkaConsumer = config
+            .kafka
+            .consumer_config(&config.group_id)
+            .create_with_context(RebalanceCommit)
+            .context("invalid Kafka consumer settings")?;
+        let consumer = Arc::new(consumer);
+        let dead_letters: FutureProducer = config
+            .kafka
+            .producer_config()
+            .create()
+            .context("invalid Kafka producer settings")?;
+        let metrics = NotificationMetrics::new()?;
+        let status = Arc::new(StatusBoard::default());
+        let store = NotificationStore::new(db.clone());
+        let state = AppState {
+            store: store.clone(),
+            db: db.clone(),
+            consumer: consumer.clone(),
+            status: status.clone(),
+            group_id: config.group_id.clone(),
+            topic: config.kafka.topic.clone(),
+            metrics: metrics.clone(),
+            admin: AdminToken::new(config.common.admin_token.as_deref()),
+        };
+        let worker = Worker {
+            consumer,
+            topic: config.kafka.topic.clone(),
+            store,
+            channel: config.channel,
+            dead_letters,
+            dlq_topic: events::dlq_topic(&config.kafka.topic),
+            metrics,
+            status,
+            retry: config.retry_policy(),
+        };
+        let listener = TcpListener::bind(config.http_addr)
+            .await
+            .with_context(|| format!("cannot listen on {}", config.http_addr))?;
+        Ok(Self {
+            listener,
+            router: router(state),
+            worker,
+            db,
+        })
+    }
+
+    pub fn local_addr(&self) -> SocketAddr {
+        self.listener
+            .local_addr()
+            .unwrap_or_else(|_| SocketAddr::from(([127, 0, 0, 1], 0)))
+    }
+
+    /// Serves and consumes until `shutdown`: drains HTTP, commits offsets, closes the pool.
+    pub async fn run(self, shutdown: Shutdown) -> anyhow::Result<()> {
+        let lag = tokio::spawn(report_lag(
+            self.worker.consumer.clone(),
+            self.worker.metrics.clone(),
+            LAG_REPORT_INTERVAL,
+            shutdown.clone(),
+        ));
+        let stop = shutdown.clone();
+        let worker = self.worker;
+        // If the consumer stops on its own (fatal Kafka error), the whole service stops.
+        let worker = tokio::spawn(async move {
+            let result = worker.run(stop.clone()).await;
+            stop.trigger();
+            result
+        });
+        tracing::info!(addr = %self.listener.local_addr()?, "notification-service listening");
+        let served = service_kit::http::serve(self.listener, self.router, shutdown.clone()).await;
+        worker
+            .await
+            .context("consumer panicked")?
+            .context("consumer failed")?;
+        lag.await.context("lag reporter panicked")?;
+        served?;
+        self.db.close().await;
+        tracing::info!("notification-service stopped");
+        Ok(())
+    }
+}

@@ -1,0 +1,84 @@
+//! notification-service settings: every one an environment variable and a flag (`--help`).
+
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use clap::Parser;
+use service_kit::config::CommonArgs;
+use service_kit::kafka::KafkaArgs;
+
+use crate::consumer::RetryPolicy;
+use crate::delivery::Channel;
+
+#[derive(Debug, Clone, Parser)]
+#[command(
+    name = "notification-service",
+    version,
+    about = "Consumes UserRegistered events and sends welcome notifications."
+)]
+pub struct Config {
+    /// Address to serve HTTP on.
+    #[arg(long, env = "HTTP_ADDR", default_value = "0.0.0.0:8001")]
+    pub http_addr: SocketAddr,
+
+    /// mysql://user:password@host:3306/notifications or sqlite://path?mode=rwc
+    #[arg(
+        long,
+        env = "DATABASE_URL",
+        default_value = "mysql://notification_service:notification_service@127.0.0.1:3306/notifications",
+        hide_env_values = true,
+        hide_default_value = true
+    )]
+    pub database_url: String,
+
+    /// Largest number of database connections.
+    #[arg(long, env = "DATABASE_MAX_CONNECTIONS", default_value_t = 10)]
+    pub database_max_connections: u32,
+
+    #[command(flatten)]
+    pub kafka: KafkaArgs,
+
+    #[command(flatten)]
+    pub common: CommonArgs,
+
+    /// Kafka consumer group.
+    #[arg(long, env = "KAFKA_GROUP_ID", default_value = "notification-service")]
+    pub group_id: String,
+
+    /// Channel that delivers welcome notifications.
+    #[arg(long, env = "NOTIFY_CHANNEL", value_enum, default_value_t = Channel::Log)]
+    pub channel: Channel,
+
+    /// Delivery attempts before an event goes to the dead-letter topic.
+    #[arg(long, env = "DELIVERY_MAX_ATTEMPTS", default_value_t = 5)]
+    pub delivery_max_attempts: u32,
+
+    /// First retry delay in milliseconds (doubles per attempt, with jitter).
+    #[arg(long, env = "DELIVERY_RETRY_BASE_MS", default_value_t = 200)]
+    pub delivery_retry_base_ms: u64,
+}
+
+impl Config {
+    /// Settings for a service on `database_url` and `kafka`, everything else default.
+    pub fn new(database_url: impl Into<String>, kafka: KafkaArgs) -> Self {
+        Self {
+            http_addr: SocketAddr::from(([127, 0, 0, 1], 0)),
+            database_url: database_url.into(),
+            database_max_connections: 10,
+            kafka,
+            common: CommonArgs::default(),
+            group_id: "notification-service".to_owned(),
+            channel: Channel::Log,
+            delivery_max_attempts: 5,
+            delivery_retry_base_ms: 200,
+        }
+    }
+
+    pub fn retry_policy(&self) -> RetryPolicy {
+        RetryPolicy {
+            max_attempts: self.delivery_max_attempts.max(1),
+            base: Duration::from_millis(self.delivery_retry_base_ms.max(1)),
+            max: Duration::from_secs(10),
+        }
+    }
+}

@@ -1,0 +1,429 @@
+//! The consumer loop: at-least-once consumption with an exactly-once effect.
+//!
+//! * An offset is stored (`enable.auto.offset.store=false`) only after its event was
+//!   delivered and recorded, dead-lettered, or found to be a duplicate; the background
+//!   auto-commit then commits stored offsets only.
+//! * Before partitions are revoked in a rebalance, and at shutdown, stored offsets are
+//!   committed synchronously, so the next owner starts where this one stopped.
+//! * Redeliveries after a crash are recognised by the event id (the unique key of the
+//!   notifications table) and counted as duplicates, not sent again.
+//! * An undecodable message goes to the dead-letter topic at once; a delivery that keeps
+//!   failing goes there after bounded retries, so one bad message never stops the stream.
+//!   A database outage is retried without limit: skipping would lose the event.
+
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use chrono::Utc;
+use events::{DecodeError, Event};
+use rdkafka::consumer::{
+    BaseConsumer, CommitMode, Consumer, ConsumerContext, Rebalance, StreamConsumer,
+};
+use rdkafka::error::{KafkaError, KafkaResult};
+use rdkafka::message::{BorrowedMessage, Header, Headers, Message, OwnedHeaders};
+use rdkafka::producer::{FutureProducer, FutureRecord};
+use rdkafka::types::RDKafkaErrorCode;
+use rdkafka::util::Timeout;
+use rdkafka::{ClientContext, Offset, TopicPartitionList};
+use serde::Serialize;
+use service_kit::Shutdown;
+use service_kit::db::DbError;
+use utoipa::ToSchema;
+
+use crate::delivery::{Channel, DeliveryError};
+use crate::metrics::{NotificationMetrics, Outcome};
+use crate::store::{Notification, NotificationStore, Recorded};
+
+pub type KafkaConsumer = StreamConsumer<RebalanceCommit>;
+
+/// Commits stored offsets before partitions are taken away.
+pub struct RebalanceCommit;
+
+impl ClientContext for RebalanceCommit {}
+
+impl ConsumerContext for RebalanceCommit {
+    fn pre_rebalance(&self, consumer: &BaseConsumer<Self>, rebalance: &Rebalance<'_>) {
+        if let Rebalance::Revoke(partitions) = rebalance {
+            commit_sync(consumer);
+            tracing::info!(partitions = partitions.count(), "partitions revoked");
+        }
+    }
+
+    fn post_rebalance(&self, _: &BaseConsumer<Self>, rebalance: &Rebalance<'_>) {
+        if let Rebalance::Assign(partitions) = rebalance {
+            tracing::info!(partitions = partitions.count(), "partitions assigned");
+        }
+    }
+}
+
+/// Commits the stored offsets now; "nothing to commit" is not an error.
+pub fn commit_sync<C: Consumer<X>, X: ConsumerContext>(consumer: &C) {
+    match consumer.commit_consumer_state(CommitMode::Sync) {
+        Ok(()) | Err(KafkaError::ConsumerCommit(RDKafkaErrorCode::NoOffset)) => {}
+        Err(error) => tracing::warn!(%error, "offset commit failed"),
+    }
+}
+
+/// Bounded retries with exponential backoff and jitter.
+#[derive(Debug, Clone, Copy)]
+pub struct RetryPolicy {
+    pub max_attempts: u32,
+    pub base: Duration,
+    pub max: Duration,
+}
+
+impl RetryPolicy {
+    /// Delay before retry number `attempt` (1-based): base * 2^(attempt-1), capped, with
+    /// 50-100 % jitter so that many consumers do not retry in lock-step.
+    pub fn delay(&self, attempt: u32) -> Duration {
+        let exponential = self
+            .base
+            .saturating_mul(1 << attempt.saturating_sub(1).min(16));
+        exponential
+            .min(self.max)
+            .mul_f64(0.5 + rand::random::<f64>() / 2.0)
+    }
+}
+
+/// Counters and state shown by `GET /consumer/status`.
+#[derive(Debug, Clone, Default, Serialize, ToSchema)]
+pub struct Counters {
+    pub delivered: u64,
+    pub duplicates: u64,
+    pub failed: u64,
+    pub dead_lettered: u64,
+    pub last_error: Option<String>,
+    /// `starting`, `running` or `stopped`.
+    pub state: &'static str,
+}
+
+/// Shared between the loop and the API.
+#[derive(Debug, Default)]
+pub struct StatusBoard(Mutex<Counters>);
+
+impl StatusBoard {
+    pub fn snapshot(&self) -> Counters {
+        self.0.lock().map(|c| c.clone()).unwrap_or_default()
+    }
+
+    fn update(&self, f: impl FnOnce(&mut Counters)) {
+        if let Ok(mut counters) = self.0.lock() {
+            f(&mut counters);
+        }
+    }
+
+    fn count(&self, outcome: Outcome) {
+        self.update(|c| match outcome {
+            Outcome::Delivered => c.delivered += 1,
+            Outcome::Duplicate => c.duplicates += 1,
+            Outcome::Failed => c.failed += 1,
+            Outcome::DeadLettered => c.dead_lettered += 1,
+        });
+    }
+
+    fn error(&self, error: &dyn std::fmt::Display) {
+        let text = error.to_string();
+        self.update(|c| c.last_error = Some(text));
+    }
+
+    fn state(&self, state: &'static str) {
+        self.update(|c| c.state = state);
+    }
+}
+
+/// What went wrong handling one event.
+#[derive(Debug, thiserror::Error)]
+enum HandleError {
+    #[error("notification store: {0}")]
+    Store(#[from] DbError),
+    #[error(transparent)]
+    Delivery(#[from] DeliveryError),
+}
+
+/// The consumer loop and everything it needs.
+pub struct Worker {
+    pub consumer: Arc<KafkaConsumer>,
+    pub topic: String,
+    pub store: NotificationStore,
+    pub channel: Channel,
+    pub dead_letters: FutureProducer,
+    pub dlq_topic: String,
+    pub metrics: NotificationMetrics,
+    pub status: Arc<StatusBoard>,
+    pub retry: RetryPolicy,
+}
+
+impl Worker {
+    /// Consumes until `shutdown`, then commits stored offsets synchronously.
+    pub async fn run(self, shutdown: Shutdown) -> KafkaResult<()> {
+        self.consumer.subscribe(&[&self.topic])?;
+        self.status.state("running");
+        loop {
+            let message = tokio::select! {
+                () = shutdown.wait() => break,
+                message = self.consumer.recv() => message,
+            };
+            match message {
+                Ok(message) => {
+                    if !self.handle(&message, &shutdown).await {
+                        break;
+                    }
+                    if let Err(error) = self.consumer.store_offset_from_message(&message) {
+                        tracing::warn!(%error, "could not store offset");
+                    }
+                }
+                Err(error) => {
+                    tracing::warn!(%error, "consumer error");
+                    self.status.error(&error);
+                }
+            }
+        }
+        self.status.state("stopped");
+        let consumer = self.consumer.clone();
+        // A blocking librdkafka call: keep it off the async workers.
+        let _ = tokio::task::spawn_blocking(move || {
+            commit_sync(consumer.as_ref());
+            consumer.unsubscribe();
+        })
+        .await;
+        tracing::info!("consumer stopped, offsets committed");
+        Ok(())
+    }
+
+    /// Handles one message to completion. Returns `false` only when shutdown interrupted
+    /// it: then its offset is not stored and the event is redelivered later.
+    async fn handle(&self, message: &BorrowedMessage<'_>, shutdown: &Shutdown) -> bool {
+        let event = match decode(message) {
+            Ok(event) => event,
+            Err(error) => {
+                self.metrics.consumed("unknown", Outcome::DeadLettered);
+                self.status.count(Outcome::DeadLettered);
+                return self
+                    .dead_letter(message, &error.to_string(), 0, shutdown)
+                    .await;
+            }
+        };
+        let mut attempt = 0;
+        loop {
+            attempt += 1;
+            let error = match self.process(&event).await {
+                Ok(outcome) => {
+                    self.finish(&event, outcome);
+                    return true;
+                }
+                Err(error) => error,
+            };
+            tracing::warn!(%error, event_id = %event.attributes.id, attempt, "handling failed");
+            self.status.error(&error);
+            self.finish(&event, Outcome::Failed);
+            if matches!(error, HandleError::Delivery(_)) {
+                self.metrics
+                    .notifications_sent
+                    .with_label_values(&[self.channel.name(), "failed"])
+                    .inc();
+                if attempt >= self.retry.max_attempts {
+                    self.finish(&event, Outcome::DeadLettered);
+                    return self
+                        .dead_letter(message, &error.to_string(), attempt, shutdown)
+                        .await;
+                }
+            }
+            if !sleep_unless_shutdown(self.retry.delay(attempt), shutdown).await {
+                return false;
+            }
+        }
+    }
+
+    /// Delivers and records the event unless it was delivered before.
+    async fn process(&self, event: &Event) -> Result<Outcome, HandleError> {
+        if self.store.is_delivered(event.attributes.id).await? {
+            return Ok(Outcome::Duplicate);
+        }
+        self.channel.deliver(&event.body).await?;
+        self.metrics
+            .notifications_sent
+            .with_label_values(&[self.channel.name(), "ok"])
+            .inc();
+        let notification = Notification {
+            event_id: event.attributes.id,
+            user_id: event.body.user_id,
+            user_name: event.body.user_name.clone(),
+            email: event.body.email.clone(),
+            channel: self.channel.name().to_owned(),
+            event_time: event.attributes.time,
+            delivered_at: Utc::now(),
+        };
+        Ok(match self.store.record(&notification).await? {
+            Recorded::New => Outcome::Delivered,
+            Recorded::Duplicate => Outcome::Duplicate,
+        })
+    }
+
+    fn finish(&self, event: &Event, outcome: Outcome) {
+        self.metrics.consumed(&event.attributes.event_type, outcome);
+        self.status.count(outcome);
+        if outcome == Outcome::Delivered {
+            let latency = (Utc::now() - event.attributes.time)
+                .to_std()
+                .unwrap_or_default();
+            self.metrics
+                .end_to_end_latency
+                .observe(latency.as_secs_f64());
+        }
+    }
+
+    /// Copies the message to the dead-letter topic with the reason in headers. Retries
+    /// until the broker takes it: a dead letter must not be lost either.
+    async fn dead_letter(
+        &self,
+        message: &BorrowedMessage<'_>,
+        reason: &str,
+        attempts: u32,
+        shutdown: &Shutdown,
+    ) -> bool {
+        let mut attempt = 0;
+        loop {
+            attempt += 1;
+            match self.send_dead_letter(message, reason, attempts).await {
+                Ok(()) => {
+                    self.metrics.dlq_messages.inc();
+                    tracing::warn!(
+                        reason,
+                        partition = message.partition(),
+                        offset = message.offset(),
+                        "message dead-lettered"
+                    );
+                    return true;
+                }
+                Err(error) => {
+                    tracing::warn!(%error, "dead-letter publish failed");
+                    self.status.error(&error);
+                }
+            }
+            if !sleep_unless_shutdown(self.retry.delay(attempt), shutdown).await {
+                return false;
+            }
+        }
+    }
+
+    async fn send_dead_letter(
+        &self,
+        message: &BorrowedMessage<'_>,
+        reason: &str,
+        attempts: u32,
+    ) -> KafkaResult<()> {
+        let headers = message
+            .headers()
+            .map_or_else(OwnedHeaders::new, |h| h.detach());
+        let extra = [
+            ("dlq.reason", reason.to_owned()),
+            ("dlq.attempts", attempts.to_string()),
+            ("dlq.original.topic", message.topic().to_owned()),
+            ("dlq.original.partition", message.partition().to_string()),
+            ("dlq.original.offset", message.offset().to_string()),
+            ("dlq.time", Utc::now().to_rfc3339()),
+        ];
+        let headers = extra.iter().fold(headers, |h, (key, value)| {
+            h.insert(Header {
+                key,
+                value: Some(value),
+            })
+        });
+        let mut record: FutureRecord<'_, [u8], [u8]> =
+            FutureRecord::to(&self.dlq_topic).headers(headers);
+        if let Some(key) = message.key() {
+            record = record.key(key);
+        }
+        if let Some(payload) = message.payload() {
+            record = record.payload(payload);
+        }
+        self.dead_letters
+            .send(record, Timeout::After(Duration::from_secs(10)))
+            .await
+            .map(drop)
+            .map_err(|(error, _)| error)
+    }
+}
+
+fn decode(message: &BorrowedMessage<'_>) -> Result<Event, DecodeError> {
+    let headers: Vec<_> = message
+        .headers()
+        .map(|h| h.iter().map(|h| (h.key, h.value)).collect())
+        .unwrap_or_default();
+    events::decode(message.payload(), headers)
+}
+
+/// Sleeps for `delay`; returns `false` if shutdown came first.
+async fn sleep_unless_shutdown(delay: Duration, shutdown: &Shutdown) -> bool {
+    tokio::select! {
+        () = shutdown.wait() => false,
+        () = tokio::time::sleep(delay) => true,
+    }
+}
+
+/// Offsets and lag of one assigned partition.
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct PartitionStatus {
+    pub topic: String,
+    pub partition: i32,
+    /// Next offset the group will read; absent before the first commit.
+    pub committed_offset: Option<i64>,
+    pub high_watermark: i64,
+    pub lag: i64,
+}
+
+/// Reads assignment, committed offsets and watermarks. Blocking: call it from
+/// `spawn_blocking`.
+pub fn partition_status(consumer: &KafkaConsumer) -> KafkaResult<Vec<PartitionStatus>> {
+    let assignment: TopicPartitionList = consumer.assignment()?;
+    if assignment.count() == 0 {
+        return Ok(Vec::new());
+    }
+    let committed = consumer.committed_offsets(assignment, Duration::from_secs(2))?;
+    let mut partitions = Vec::new();
+    for element in committed.elements() {
+        let (low, high) = consumer.fetch_watermarks(
+            element.topic(),
+            element.partition(),
+            Duration::from_secs(2),
+        )?;
+        let committed_offset = match element.offset() {
+            Offset::Offset(offset) => Some(offset),
+            _ => None,
+        };
+        partitions.push(PartitionStatus {
+            topic: element.topic().to_owned(),
+            partition: element.partition(),
+            committed_offset,
+            high_watermark: high,
+            lag: (high - committed_offset.unwrap_or(low)).max(0),
+        });
+    }
+    Ok(partitions)
+}
+
+/// Publishes lag per partition to `kafka_consumer_lag` every `interval` until shutdown.
+pub async fn report_lag(
+    consumer: Arc<KafkaConsumer>,
+    metrics: NotificationMetrics,
+    interval: Duration,
+    shutdown: Shutdown,
+) {
+    loop {
+        tokio::select! {
+            () = shutdown.wait() => return,
+            () = tokio::time::sleep(interval) => {}
+        }
+        let consumer = consumer.clone();
+        if let Ok(Ok(partitions)) =
+            tokio::task::spawn_blocking(move || partition_status(&consumer)).await
+        {
+            for p in partitions {
+                metrics
+                    .consumer_lag
+                    .with_label_values(&[p.topic.as_str(), &p.partition.to_string()])
+                    .set(p.lag);
+            }
+        }
+    }
+}

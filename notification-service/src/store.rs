@@ -1,0 +1,100 @@
+//! Delivered notifications; the unique event id is the consumer's dedupe record.
+
+use chrono::{DateTime, Utc};
+use service_kit::db::{Database, DbError};
+use sqlx::Row;
+use sqlx::any::AnyRow;
+use uuid::Uuid;
+
+/// One delivered welcome notification.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Notification {
+    pub event_id: Uuid,
+    pub user_id: Uuid,
+    pub user_name: String,
+    pub email: String,
+    pub channel: String,
+    pub event_time: DateTime<Utc>,
+    pub delivered_at: DateTime<Utc>,
+}
+
+/// Whether recording created the row or found it already there.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Recorded {
+    New,
+    Duplicate,
+}
+
+#[derive(Debug, Clone)]
+pub struct NotificationStore {
+    db: Database,
+}
+
+impl NotificationStore {
+    pub fn new(db: Database) -> Self {
+        Self { db }
+    }
+
+    /// Whether the event was already delivered.
+    pub async fn is_delivered(&self, event_id: Uuid) -> Result<bool, DbError> {
+        let query = sqlx::query("SELECT 1 FROM notifications WHERE event_id = ?")
+            .bind(event_id.to_string())
+            .fetch_optional(self.db.pool());
+        Ok(self.db.timed(query).await?.is_some())
+    }
+
+    /// Records a delivery; the unique index turns a concurrent second record into
+    /// `Duplicate`.
+    pub async fn record(&self, n: &Notification) -> Result<Recorded, DbError> {
+        let insert = sqlx::query(
+            "INSERT INTO notifications (event_id, user_id, user_name, email, channel, event_time, delivered_at) \
+             VALUES (?, ?, ?, ?, ?, ?, ?)",
+        )
+        .bind(n.event_id.to_string())
+        .bind(n.user_id.to_string())
+        .bind(&n.user_name)
+        .bind(&n.email)
+        .bind(&n.channel)
+        .bind(n.event_time.timestamp_micros())
+        .bind(n.delivered_at.timestamp_micros())
+        .execute(self.db.pool());
+        match self.db.timed(insert).await {
+            Ok(_) => Ok(Recorded::New),
+            Err(e) if e.is_unique_violation() => Ok(Recorded::Duplicate),
+            Err(e) => Err(e),
+        }
+    }
+
+    /// The latest `limit` notifications, newest first.
+    pub async fn latest(&self, limit: u32) -> Result<Vec<Notification>, DbError> {
+        let query = sqlx::query(
+            "SELECT event_id, user_id, user_name, email, channel, event_time, delivered_at \
+             FROM notifications ORDER BY id DESC LIMIT ?",
+        )
+        .bind(i64::from(limit))
+        .fetch_all(self.db.pool());
+        self.db.timed(query).await?.iter().map(from_row).collect()
+    }
+}
+
+fn uuid(row: &AnyRow, column: &str) -> Result<Uuid, DbError> {
+    let text: String = row.try_get(column)?;
+    Uuid::parse_str(&text).map_err(|e| DbError::Sqlx(sqlx::Error::Decode(Box::new(e))))
+}
+
+fn time(row: &AnyRow, column: &str) -> Result<DateTime<Utc>, DbError> {
+    let micros: i64 = row.try_get(column)?;
+    Ok(DateTime::from_timestamp_micros(micros).unwrap_or_default())
+}
+
+fn from_row(row: &AnyRow) -> Result<Notification, DbError> {
+    Ok(Notification {
+        event_id: uuid(row, "event_id")?,
+        user_id: uuid(row, "user_id")?,
+        user_name: row.try_get("user_name")?,
+        email: row.try_get("email")?,
+        channel: row.try_get("channel")?,
+        event_time: time(row, "event_time")?,
+        delivered_at: time(row, "delivered_at")?,
+    })
+}

@@ -1,0 +1,48 @@
+//! platformctl: runs the embedded platform (`up`, the default) and operates a running one.
+
+mod topics;
+mod up;
+
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "platformctl",
+    version,
+    about = "Runs and operates the user/notification platform."
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Option<Command>,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Run both services in this process with embedded SQLite and an in-process Kafka
+    /// mock cluster (the default), or against a real database and brokers.
+    Up(up::UpArgs),
+    /// Manage Kafka topics.
+    #[command(subcommand)]
+    Topics(topics::TopicsCommand),
+}
+
+#[tokio::main]
+async fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let command = cli
+        .command
+        .unwrap_or_else(|| Command::Up(up::UpArgs::parse_from(["up"])));
+    let result = match command {
+        Command::Up(args) => up::run(args).await,
+        Command::Topics(command) => topics::run(command).await,
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(error) => {
+            eprintln!("platformctl: {error:#}");
+            ExitCode::FAILURE
+        }
+    }
+}

@@ -1,0 +1,110 @@
+//! `GET /users/{user_id}` and `GET /users/`: personal data, so admin token only.
+
+use axum::extract::{Path, Query, State};
+use axum::http::StatusCode;
+use axum::routing::get;
+use axum::{Json, Router, middleware};
+use serde::{Deserialize, Serialize};
+use service_kit::auth::{AdminToken, require_admin};
+use service_kit::db::DbError;
+use service_kit::problem::Problem;
+use utoipa::{IntoParams, ToSchema};
+use uuid::Uuid;
+
+use super::AppState;
+use super::register::UserResponse;
+
+const DEFAULT_LIMIT: u32 = 50;
+const MAX_LIMIT: u32 = 1000;
+
+pub fn router(admin: AdminToken) -> Router<AppState> {
+    Router::new()
+        .route("/users/{user_id}", get(get_user))
+        .route("/users/", get(list_users))
+        .route("/users", get(list_users))
+        .route_layer(middleware::from_fn_with_state(admin, require_admin))
+}
+
+#[derive(Debug, Deserialize, IntoParams)]
+pub struct ListParams {
+    /// Page size, 1-1000 (default 50).
+    limit: Option<u32>,
+    /// Return users after this user id (the `next_after` of the previous page).
+    after: Option<Uuid>,
+}
+
+/// One page of users.
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+pub struct UserPage {
+    pub users: Vec<UserResponse>,
+    /// Pass as `after` to get the next page; absent on the last page.
+    pub next_after: Option<Uuid>,
+}
+
+fn db_problem(error: &DbError) -> Problem {
+    if error.is_unavailable() {
+        tracing::warn!(%error, "user store unavailable");
+        Problem::unavailable("The user store is unavailable; retry shortly.", 2)
+    } else {
+        tracing::error!(?error, "user query failed");
+        Problem::internal()
+    }
+}
+
+/// Get one user.
+#[utoipa::path(
+    get,
+    path = "/users/{user_id}",
+    params(("user_id" = Uuid, Path, description = "User id")),
+    security(("admin_token" = [])),
+    responses(
+        (status = 200, body = UserResponse),
+        (status = 400, body = Problem, description = "Not a UUID"),
+        (status = 401, body = Problem, description = "Missing or wrong token"),
+        (status = 404, body = Problem, description = "No such user"),
+    )
+)]
+pub async fn get_user(
+    State(state): State<AppState>,
+    Path(user_id): Path<String>,
+) -> Result<Json<UserResponse>, Problem> {
+    let user_id = Uuid::parse_str(&user_id)
+        .map_err(|_| Problem::new(StatusCode::BAD_REQUEST, "user_id must be a UUID."))?;
+    match state.store.get(user_id).await {
+        Ok(Some(user)) => Ok(Json(user.into())),
+        Ok(None) => Err(Problem::new(StatusCode::NOT_FOUND, "No user with this id.")),
+        Err(error) => Err(db_problem(&error)),
+    }
+}
+
+/// List users, oldest first, with keyset pagination.
+#[utoipa::path(
+    get,
+    path = "/users/",
+    params(ListParams),
+    security(("admin_token" = [])),
+    responses(
+        (status = 200, body = UserPage),
+        (status = 400, body = Problem, description = "Bad query parameters"),
+        (status = 401, body = Problem, description = "Missing or wrong token"),
+    )
+)]
+pub async fn list_users(
+    State(state): State<AppState>,
+    params: Result<Query<ListParams>, axum::extract::rejection::QueryRejection>,
+) -> Result<Json<UserPage>, Problem> {
+    let Query(params) = params.map_err(|e| Problem::new(StatusCode::BAD_REQUEST, e.body_text()))?;
+    let limit = params.limit.unwrap_or(DEFAULT_LIMIT).clamp(1, MAX_LIMIT);
+    let users = state
+        .store
+        .list(limit, params.after)
+        .await
+        .map_err(|e| db_problem(&e))?;
+    let next_after = (users.len() == limit as usize)
+        .then(|| users.last().map(|u| u.user_id))
+        .flatten();
+    Ok(Json(UserPage {
+        users: users.into_iter().map(UserResponse::from).collect(),
+        next_after,
+    }))
+}

@@ -1,0 +1,102 @@
+//! Builds the user-service from its settings and runs it until shutdown.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use anyhow::Context;
+use axum::Router;
+use rdkafka::producer::FutureProducer;
+use service_kit::Shutdown;
+use service_kit::auth::AdminToken;
+use service_kit::db::Database;
+use sqlx::migrate::Migrator;
+use tokio::net::TcpListener;
+use tokio::sync::Notify;
+
+use crate::api::{AppState, router};
+use crate::config::Config;
+use crate::metrics::UserMetrics;
+use crate::outbox::Relay;
+use crate::store::UserStore;
+
+static MYSQL_MIGRATIONS: Migrator = sqlx::migrate!("./migrations/mysql");
+static SQLITE_MIGRATIONS: Migrator = sqlx::migrate!("./migrations/sqlite");
+
+/// A bound, ready-to-run user-service.
+pub struct Application {
+    listener: TcpListener,
+    router: Router,
+    relay: Option<Relay>,
+    db: Database,
+}
+
+/// Connects to the database and applies the migrations.
+pub async fn connect_and_migrate(config: &Config) -> anyhow::Result<Database> {
+    let db = Database::connect(&config.database_url, config.database_max_connections).await?;
+    if config.common.run_migrations || config.common.migrate_only {
+        db.migrate(&MYSQL_MIGRATIONS, &SQLITE_MIGRATIONS).await?;
+    }
+    Ok(db)
+}
+
+impl Application {
+    /// Connects, migrates and binds; port 0 picks a free port (tests).
+    pub async fn build(config: &Config) -> anyhow::Result<Self> {
+        let db = connect_and_migrate(config).await?;
+        let producer: FutureProducer = config
+            .kafka
+            .producer_config()
+            .create()
+            .context("invalid Kafka producer settings")?;
+        let metrics = UserMetrics::new()?;
+        let relay_wake = Arc::new(Notify::new());
+        let state = AppState {
+            store: UserStore::new(db.clone()),
+            db: db.clone(),
+            producer: producer.clone(),
+            topic: config.kafka.topic.clone(),
+            relay_wake: relay_wake.clone(),
+            metrics: metrics.clone(),
+            admin: AdminToken::new(config.common.admin_token.as_deref()),
+        };
+        let relay = config.outbox_relay.then(|| Relay {
+            db: db.clone(),
+            producer,
+            topic: config.kafka.topic.clone(),
+            wake: relay_wake,
+            metrics,
+            settings: config.relay_settings(),
+        });
+        let listener = TcpListener::bind(config.http_addr)
+            .await
+            .with_context(|| format!("cannot listen on {}", config.http_addr))?;
+        Ok(Self {
+            listener,
+            router: router(state),
+            relay,
+            db,
+        })
+    }
+
+    pub fn local_addr(&self) -> SocketAddr {
+        self.listener
+            .local_addr()
+            .unwrap_or_else(|_| SocketAddr::from(([127, 0, 0, 1], 0)))
+    }
+
+    /// Serves until `shutdown`: drains HTTP, stops the relay (which flushes the
+    /// producer), closes the pool.
+    pub async fn run(self, shutdown: Shutdown) -> anyhow::Result<()> {
+        let relay = self
+            .relay
+            .map(|relay| tokio::spawn(relay.run(shutdown.clone())));
+        tracing::info!(addr = %self.listener.local_addr()?, "user-service listening");
+        service_kit::http::serve(self.listener, self.router, shutdown.clone()).await?;
+        if let Some(relay) = relay {
+            relay.await.context("outbox relay panicked")?;
+        }
+        self.db.close().await;
+        tracing::info!("user-service stopped");
+        Ok(())
+    }
+}

@@ -1,0 +1,77 @@
+//! user-service settings: every one an environment variable and a flag (`--help`).
+
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use clap::Parser;
+use service_kit::config::CommonArgs;
+use service_kit::kafka::KafkaArgs;
+
+use crate::outbox::RelaySettings;
+
+#[derive(Debug, Clone, Parser)]
+#[command(
+    name = "user-service",
+    version,
+    about = "Registers users and publishes UserRegistered events."
+)]
+pub struct Config {
+    /// Address to serve HTTP on.
+    #[arg(long, env = "HTTP_ADDR", default_value = "0.0.0.0:8000")]
+    pub http_addr: SocketAddr,
+
+    /// mysql://user:password@host:3306/users or sqlite://path?mode=rwc
+    #[arg(
+        long,
+        env = "DATABASE_URL",
+        default_value = "mysql://user_service:user_service@127.0.0.1:3306/users",
+        hide_env_values = true,
+        hide_default_value = true
+    )]
+    pub database_url: String,
+
+    /// Largest number of database connections.
+    #[arg(long, env = "DATABASE_MAX_CONNECTIONS", default_value_t = 20)]
+    pub database_max_connections: u32,
+
+    #[command(flatten)]
+    pub kafka: KafkaArgs,
+
+    #[command(flatten)]
+    pub common: CommonArgs,
+
+    /// Run the outbox relay in this process.
+    #[arg(long, env = "OUTBOX_RELAY", default_value_t = true, action = clap::ArgAction::Set)]
+    pub outbox_relay: bool,
+
+    /// Outbox rows published per batch.
+    #[arg(long, env = "OUTBOX_BATCH_SIZE", default_value_t = 500)]
+    pub outbox_batch_size: u32,
+
+    /// Milliseconds between outbox sweeps (rows left by a crash or another replica).
+    #[arg(long, env = "OUTBOX_SWEEP_INTERVAL_MS", default_value_t = 1000)]
+    pub outbox_sweep_interval_ms: u64,
+}
+
+impl Config {
+    /// Settings for a service on `database_url` and `kafka`, everything else default.
+    pub fn new(database_url: impl Into<String>, kafka: KafkaArgs) -> Self {
+        Self {
+            http_addr: SocketAddr::from(([127, 0, 0, 1], 0)),
+            database_url: database_url.into(),
+            database_max_connections: 20,
+            kafka,
+            common: CommonArgs::default(),
+            outbox_relay: true,
+            outbox_batch_size: 500,
+            outbox_sweep_interval_ms: 1000,
+        }
+    }
+
+    pub fn relay_settings(&self) -> RelaySettings {
+        RelaySettings {
+            batch_size: self.outbox_batch_size.max(1),
+            sweep_interval: Duration::from_millis(self.outbox_sweep_interval_ms.max(10)),
+        }
+    }
+}

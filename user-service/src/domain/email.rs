@@ -1,0 +1,84 @@
+use validator::ValidateEmail;
+
+/// An email address: valid syntax, at most 254 characters, trimmed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Email(String);
+
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+pub enum EmailError {
+    #[error("must be at most {} characters", Email::MAX_CHARS)]
+    TooLong,
+    #[error("is not a valid email address")]
+    Invalid,
+}
+
+impl Email {
+    pub const MAX_CHARS: usize = 254;
+
+    pub fn parse(raw: &str) -> Result<Self, EmailError> {
+        let email = raw.trim();
+        if email.chars().count() > Self::MAX_CHARS {
+            return Err(EmailError::TooLong);
+        }
+        if email.chars().any(char::is_control) || !email.validate_email() {
+            return Err(EmailError::Invalid);
+        }
+        Ok(Self(email.to_owned()))
+    }
+
+    /// Rebuilds an address read back from the database, where it was stored valid.
+    pub fn from_stored(email: String) -> Self {
+        Self(email)
+    }
+
+    /// The uniqueness key: the address lower-cased, so `Ada@X.org` and `ada@x.org` clash.
+    pub fn key(&self) -> String {
+        self.0.to_lowercase()
+    }
+}
+
+impl AsRef<str> for Email {
+    fn as_ref(&self) -> &str {
+        &self.0
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn valid_addresses_parse_trimmed() {
+        assert_eq!(
+            Email::parse(" ada@example.com ").expect("valid").as_ref(),
+            "ada@example.com"
+        );
+    }
+
+    #[test]
+    fn invalid_addresses_are_rejected() {
+        for bad in [
+            "",
+            "plain",
+            "@example.com",
+            "ada@",
+            "a b@example.com",
+            "ada@exa mple.com",
+        ] {
+            assert_eq!(Email::parse(bad), Err(EmailError::Invalid), "{bad:?}");
+        }
+    }
+
+    #[test]
+    fn addresses_over_254_characters_are_rejected() {
+        let long = format!("{}@example.com", "a".repeat(250));
+        assert_eq!(Email::parse(&long), Err(EmailError::TooLong));
+    }
+
+    #[test]
+    fn the_key_ignores_letter_case() {
+        let a = Email::parse("Ada@Example.COM").expect("valid");
+        let b = Email::parse("ada@example.com").expect("valid");
+        assert_eq!(a.key(), b.key());
+    }
+}

@@ -1,0 +1,223 @@
+//! The outbox relay: publishes committed outbox rows to Kafka and deletes each row only
+//! after the broker acknowledged it.
+//!
+//! It is woken right after every registration commit and also sweeps on a timer, which
+//! picks up rows left by a crash or by another replica. Several replicas are safe: on
+//! MySQL each batch is claimed with `FOR UPDATE SKIP LOCKED`, so no row is sent by two
+//! relays at once.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
+use events::Attributes;
+use futures::future::join_all;
+use rdkafka::message::{Header, OwnedHeaders};
+use rdkafka::producer::{FutureProducer, FutureRecord, Producer};
+use rdkafka::util::Timeout;
+use service_kit::Shutdown;
+use service_kit::db::Database;
+use sqlx::Row;
+use sqlx::any::AnyRow;
+use tokio::sync::Notify;
+use uuid::Uuid;
+
+use crate::metrics::UserMetrics;
+
+/// Relay settings.
+#[derive(Debug, Clone, Copy)]
+pub struct RelaySettings {
+    pub batch_size: u32,
+    pub sweep_interval: Duration,
+}
+
+/// Publishes the outbox to Kafka.
+pub struct Relay {
+    pub db: Database,
+    pub producer: FutureProducer,
+    pub topic: String,
+    pub wake: Arc<Notify>,
+    pub metrics: UserMetrics,
+    pub settings: RelaySettings,
+}
+
+struct OutboxRow {
+    id: i64,
+    event_id: Uuid,
+    key: String,
+    payload: String,
+    traceparent: Option<String>,
+    created_at: DateTime<Utc>,
+}
+
+const MAX_BACKOFF: Duration = Duration::from_secs(5);
+
+impl Relay {
+    /// Runs until `shutdown`, then flushes the producer.
+    pub async fn run(self, shutdown: Shutdown) {
+        let mut backoff = Duration::ZERO;
+        loop {
+            tokio::select! {
+                () = shutdown.wait() => break,
+                () = self.wake.notified() => {}
+                () = tokio::time::sleep(self.settings.sweep_interval) => {}
+            }
+            if !backoff.is_zero() {
+                tokio::select! {
+                    () = shutdown.wait() => break,
+                    () = tokio::time::sleep(backoff) => {}
+                }
+            }
+            backoff = match self.drain().await {
+                Ok(()) => Duration::ZERO,
+                Err(error) => {
+                    tracing::warn!(error = %error, "outbox relay failed; will retry");
+                    (backoff * 2).clamp(Duration::from_millis(100), MAX_BACKOFF)
+                }
+            };
+            self.update_backlog().await;
+        }
+        // Rows already acknowledged are deleted; anything still queued is sent now.
+        if let Err(error) = self.producer.flush(Timeout::After(Duration::from_secs(5))) {
+            tracing::warn!(%error, "producer flush at shutdown failed");
+        }
+        tracing::info!("outbox relay stopped");
+    }
+
+    /// Publishes batches until the outbox is empty or a batch fails.
+    async fn drain(&self) -> anyhow::Result<()> {
+        while self.publish_batch().await? == self.settings.batch_size as usize {}
+        Ok(())
+    }
+
+    /// Claims one batch, sends it, and deletes what the broker acknowledged, all in one
+    /// transaction so that the claim holds until the rows are gone.
+    async fn publish_batch(&self) -> anyhow::Result<usize> {
+        let mut tx = self.db.pool().begin().await?;
+        let claim = format!(
+            "SELECT id, event_id, aggregate_id, payload, traceparent, created_at FROM outbox ORDER BY id LIMIT {}{}",
+            self.settings.batch_size,
+            self.db.dialect().skip_locked()
+        );
+        let rows: Vec<OutboxRow> = sqlx::query(sqlx::AssertSqlSafe(claim))
+            .fetch_all(&mut *tx)
+            .await?
+            .iter()
+            .map(outbox_row)
+            .collect::<Result<_, _>>()?;
+        if rows.is_empty() {
+            tx.commit().await?;
+            return Ok(0);
+        }
+        let acked = self.send_all(&rows).await;
+        if !acked.is_empty() {
+            let delete = format!(
+                "DELETE FROM outbox WHERE id IN ({})",
+                placeholders(acked.len())
+            );
+            let mut query = sqlx::query(sqlx::AssertSqlSafe(delete));
+            for id in &acked {
+                query = query.bind(*id);
+            }
+            query.execute(&mut *tx).await?;
+        }
+        tx.commit().await?;
+        if acked.len() < rows.len() {
+            anyhow::bail!(
+                "{} of {} outbox rows were not acknowledged",
+                rows.len() - acked.len(),
+                rows.len()
+            );
+        }
+        Ok(rows.len())
+    }
+
+    /// Sends every row concurrently; returns the ids the broker acknowledged.
+    async fn send_all(&self, rows: &[OutboxRow]) -> Vec<i64> {
+        let sends = rows
+            .iter()
+            .map(|row| async move { (row, self.send(row).await) });
+        let mut acked = Vec::with_capacity(rows.len());
+        for (row, result) in join_all(sends).await {
+            match result {
+                Ok(()) => {
+                    acked.push(row.id);
+                    self.metrics
+                        .outbox_published
+                        .with_label_values(&["ok"])
+                        .inc();
+                    let latency = (Utc::now() - row.created_at).to_std().unwrap_or_default();
+                    self.metrics
+                        .outbox_publish_latency
+                        .observe(latency.as_secs_f64());
+                }
+                Err(error) => {
+                    self.metrics
+                        .outbox_published
+                        .with_label_values(&["failed"])
+                        .inc();
+                    tracing::debug!(%error, event_id = %row.event_id, "publish failed");
+                }
+            }
+        }
+        acked
+    }
+
+    async fn send(&self, row: &OutboxRow) -> Result<(), rdkafka::error::KafkaError> {
+        let attributes =
+            Attributes::user_registered(row.event_id, row.created_at, row.traceparent.clone());
+        let headers =
+            attributes
+                .to_headers()
+                .into_iter()
+                .fold(OwnedHeaders::new(), |h, (key, value)| {
+                    h.insert(Header {
+                        key,
+                        value: Some(&value),
+                    })
+                });
+        let record = FutureRecord::to(&self.topic)
+            .key(&row.key)
+            .payload(&row.payload)
+            .headers(headers);
+        self.producer
+            .send(record, Timeout::Never)
+            .await
+            .map(drop)
+            .map_err(|(error, _)| error)
+    }
+
+    async fn update_backlog(&self) {
+        let query = sqlx::query("SELECT COUNT(*) AS n, MIN(created_at) AS oldest FROM outbox")
+            .fetch_one(self.db.pool());
+        let Ok(row) = self.db.timed(query).await else {
+            return;
+        };
+        let backlog: i64 = row.try_get("n").unwrap_or_default();
+        let oldest: Option<i64> = row.try_get("oldest").unwrap_or_default();
+        self.metrics.outbox_backlog.set(backlog);
+        let age = oldest
+            .and_then(DateTime::from_timestamp_micros)
+            .map_or(0.0, |t| {
+                (Utc::now() - t).to_std().unwrap_or_default().as_secs_f64()
+            });
+        self.metrics.outbox_oldest_age.set(age);
+    }
+}
+
+fn outbox_row(row: &AnyRow) -> Result<OutboxRow, sqlx::Error> {
+    let event_id: String = row.try_get("event_id")?;
+    let created_at: i64 = row.try_get("created_at")?;
+    Ok(OutboxRow {
+        id: row.try_get("id")?,
+        event_id: Uuid::parse_str(&event_id).map_err(|e| sqlx::Error::Decode(Box::new(e)))?,
+        key: row.try_get("aggregate_id")?,
+        payload: row.try_get("payload")?,
+        traceparent: row.try_get("traceparent")?,
+        created_at: DateTime::from_timestamp_micros(created_at).unwrap_or_default(),
+    })
+}
+
+fn placeholders(n: usize) -> String {
+    vec!["?"; n].join(", ")
+}

@@ -1,0 +1,142 @@
+//! Users and their outbox rows, through one portable query set (MySQL and SQLite).
+
+use chrono::{DateTime, Utc};
+use events::UserRegistered;
+use service_kit::db::{Database, DbError};
+use sqlx::Row;
+use sqlx::any::AnyRow;
+use uuid::Uuid;
+
+use crate::domain::{Email, NewUser, UserName};
+
+/// A registered user.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct User {
+    pub user_id: Uuid,
+    pub user_name: UserName,
+    pub email: Email,
+    pub created_at: DateTime<Utc>,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum RegisterError {
+    #[error("a user with this email already exists")]
+    DuplicateEmail,
+    #[error(transparent)]
+    Db(#[from] DbError),
+}
+
+impl From<sqlx::Error> for RegisterError {
+    fn from(e: sqlx::Error) -> Self {
+        Self::Db(e.into())
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct UserStore {
+    db: Database,
+}
+
+const GET_USER: &str = "SELECT user_id, user_name, email, created_at FROM users WHERE user_id = ?";
+const LIST_USERS: &str = "SELECT user_id, user_name, email, created_at FROM users \
+     WHERE user_id > ? ORDER BY user_id LIMIT ?";
+
+impl UserStore {
+    pub fn new(db: Database) -> Self {
+        Self { db }
+    }
+
+    /// Inserts the user and its `UserRegistered` outbox row in one transaction: either both
+    /// exist or neither does. The unique index on `email_key` decides duplicates.
+    pub async fn register(
+        &self,
+        new_user: &NewUser,
+        traceparent: Option<String>,
+    ) -> Result<User, RegisterError> {
+        let user = User {
+            user_id: Uuid::now_v7(),
+            user_name: new_user.user_name.clone(),
+            email: new_user.email.clone(),
+            created_at: now_micros_precision(),
+        };
+        let result = self.db.timed(self.insert(&user, traceparent)).await;
+        match result {
+            Ok(()) => Ok(user),
+            Err(e) if e.is_unique_violation() => Err(RegisterError::DuplicateEmail),
+            Err(e) => Err(e.into()),
+        }
+    }
+
+    async fn insert(&self, user: &User, traceparent: Option<String>) -> Result<(), sqlx::Error> {
+        let created_at = user.created_at.timestamp_micros();
+        let user_id = user.user_id.to_string();
+        let mut tx = self.db.pool().begin().await?;
+        sqlx::query(
+            "INSERT INTO users (user_id, user_name, email, email_key, created_at) VALUES (?, ?, ?, ?, ?)",
+        )
+        .bind(&user_id)
+        .bind(user.user_name.as_ref())
+        .bind(user.email.as_ref())
+        .bind(user.email.key())
+        .bind(created_at)
+        .execute(&mut *tx)
+        .await?;
+        sqlx::query(
+            "INSERT INTO outbox (event_id, aggregate_id, payload, traceparent, created_at) VALUES (?, ?, ?, ?, ?)",
+        )
+        .bind(Uuid::now_v7().to_string())
+        .bind(&user_id)
+        .bind(String::from_utf8_lossy(&event_body(user).to_json()).into_owned())
+        .bind(traceparent)
+        .bind(created_at)
+        .execute(&mut *tx)
+        .await?;
+        tx.commit().await
+    }
+
+    pub async fn get(&self, user_id: Uuid) -> Result<Option<User>, DbError> {
+        let row = sqlx::query(GET_USER)
+            .bind(user_id.to_string())
+            .fetch_optional(self.db.pool());
+        let row = self.db.timed(row).await?;
+        row.map(|r| user_from_row(&r)).transpose()
+    }
+
+    /// Users ordered by id (ids are time-ordered UUIDv7), starting after `after`.
+    pub async fn list(&self, limit: u32, after: Option<Uuid>) -> Result<Vec<User>, DbError> {
+        let rows = sqlx::query(LIST_USERS)
+            .bind(after.map(|u| u.to_string()).unwrap_or_default())
+            .bind(i64::from(limit))
+            .fetch_all(self.db.pool());
+        let rows = self.db.timed(rows).await?;
+        rows.iter().map(user_from_row).collect()
+    }
+}
+
+/// The event body announcing `user`.
+pub fn event_body(user: &User) -> UserRegistered {
+    UserRegistered {
+        user_id: user.user_id,
+        user_name: user.user_name.as_ref().to_owned(),
+        email: user.email.as_ref().to_owned(),
+        registered_at: user.created_at,
+    }
+}
+
+/// Current time truncated to microseconds, the precision the database keeps, so that the
+/// answer to a registration equals what a later read returns.
+fn now_micros_precision() -> DateTime<Utc> {
+    let now = Utc::now();
+    DateTime::from_timestamp_micros(now.timestamp_micros()).unwrap_or(now)
+}
+
+fn user_from_row(row: &AnyRow) -> Result<User, DbError> {
+    let user_id: String = row.try_get("user_id")?;
+    let created_at: i64 = row.try_get("created_at")?;
+    Ok(User {
+        user_id: Uuid::parse_str(&user_id).map_err(|e| sqlx::Error::Decode(Box::new(e)))?,
+        user_name: UserName::from_stored(row.try_get("user_name")?),
+        email: Email::from_stored(row.try_get("email")?),
+        created_at: DateTime::from_timestamp_micros(created_at).unwrap_or_default(),
+    })
+}
