@@ -100,7 +100,7 @@ impl Application {
     /// Serves and consumes until `shutdown`: drains HTTP, commits offsets, closes the pool.
     pub async fn run(self, shutdown: Shutdown) -> anyhow::Result<()> {
         let lag = tokio::spawn(report_lag(
-            self.worker.consumer.clone(),
+            Arc::downgrade(&self.worker.consumer),
             self.worker.metrics.clone(),
             LAG_REPORT_INTERVAL,
             shutdown.clone(),

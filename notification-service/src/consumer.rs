@@ -11,7 +11,7 @@
 //!   failing goes there after bounded retries, so one bad message never stops the stream.
 //!   A database outage is retried without limit: skipping would lose the event.
 
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, Weak};
 use std::time::Duration;
 
 use chrono::Utc;
@@ -403,8 +403,9 @@ pub fn partition_status(consumer: &KafkaConsumer) -> KafkaResult<Vec<PartitionSt
 }
 
 /// Publishes lag per partition to `kafka_consumer_lag` every `interval` until shutdown.
+/// Holds the consumer weakly: it must not keep a dropped service's group member alive.
 pub async fn report_lag(
-    consumer: Arc<KafkaConsumer>,
+    consumer: Weak<KafkaConsumer>,
     metrics: NotificationMetrics,
     interval: Duration,
     shutdown: Shutdown,
@@ -414,7 +415,9 @@ pub async fn report_lag(
             () = shutdown.wait() => return,
             () = tokio::time::sleep(interval) => {}
         }
-        let consumer = consumer.clone();
+        let Some(consumer) = consumer.upgrade() else {
+            return;
+        };
         if let Ok(Ok(partitions)) =
             tokio::task::spawn_blocking(move || partition_status(&consumer)).await
         {

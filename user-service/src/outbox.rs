@@ -16,7 +16,7 @@ use rdkafka::message::{Header, OwnedHeaders};
 use rdkafka::producer::{FutureProducer, FutureRecord, Producer};
 use rdkafka::util::Timeout;
 use service_kit::Shutdown;
-use service_kit::db::Database;
+use service_kit::db::{Database, Dialect};
 use sqlx::Row;
 use sqlx::any::AnyRow;
 use tokio::sync::Notify;
@@ -51,6 +51,12 @@ struct OutboxRow {
 }
 
 const MAX_BACKOFF: Duration = Duration::from_secs(5);
+const SHUTDOWN_BATCH_WAIT: Duration = Duration::from_secs(3);
+
+async fn give_up_after(shutdown: &Shutdown, wait: Duration) {
+    shutdown.wait().await;
+    tokio::time::sleep(wait).await;
+}
 
 impl Relay {
     /// Runs until `shutdown`, then flushes the producer.
@@ -68,7 +74,13 @@ impl Relay {
                     () = tokio::time::sleep(backoff) => {}
                 }
             }
-            backoff = match self.drain().await {
+            // A batch in flight at shutdown may finish (so its rows are not sent twice),
+            // but not wait out an unreachable broker.
+            let drained = tokio::select! {
+                result = self.drain() => result,
+                () = give_up_after(&shutdown, SHUTDOWN_BATCH_WAIT) => break,
+            };
+            backoff = match drained {
                 Ok(()) => Duration::ZERO,
                 Err(error) => {
                     tracing::warn!(error = %error, "outbox relay failed; will retry");
@@ -78,7 +90,7 @@ impl Relay {
             self.update_backlog().await;
         }
         // Rows already acknowledged are deleted; anything still queued is sent now.
-        if let Err(error) = self.producer.flush(Timeout::After(Duration::from_secs(5))) {
+        if let Err(error) = self.producer.flush(Timeout::After(SHUTDOWN_BATCH_WAIT)) {
             tracing::warn!(%error, "producer flush at shutdown failed");
         }
         tracing::info!("outbox relay stopped");
@@ -90,46 +102,54 @@ impl Relay {
         Ok(())
     }
 
-    /// Claims one batch, sends it, and deletes what the broker acknowledged, all in one
-    /// transaction so that the claim holds until the rows are gone.
+    /// Publishes one batch and deletes what the broker acknowledged.
+    ///
+    /// On MySQL the batch is claimed with `FOR UPDATE SKIP LOCKED` inside a transaction
+    /// that lasts until the acknowledged rows are deleted, so replicas never send the same
+    /// row. SQLite has one writer connection and a single relay: holding it while Kafka
+    /// answers would block registrations, so there the rows are read and deleted in two
+    /// short statements.
     async fn publish_batch(&self) -> anyhow::Result<usize> {
-        let mut tx = self.db.pool().begin().await?;
+        let (sent, acked) = match self.db.dialect() {
+            Dialect::MySql => {
+                let mut tx = self.db.pool().begin().await?;
+                let rows = self.claim(&mut *tx).await?;
+                let acked = self.send_all(&rows).await;
+                delete(&mut *tx, &acked).await?;
+                tx.commit().await?;
+                (rows.len(), acked.len())
+            }
+            Dialect::Sqlite => {
+                let rows = self.claim(self.db.pool()).await?;
+                let acked = self.send_all(&rows).await;
+                delete(self.db.pool(), &acked).await?;
+                (rows.len(), acked.len())
+            }
+        };
+        if acked < sent {
+            anyhow::bail!(
+                "{} of {sent} outbox rows were not acknowledged",
+                sent - acked
+            );
+        }
+        Ok(sent)
+    }
+
+    async fn claim<'c, E>(&self, executor: E) -> Result<Vec<OutboxRow>, sqlx::Error>
+    where
+        E: sqlx::Executor<'c, Database = sqlx::Any>,
+    {
         let claim = format!(
             "SELECT id, event_id, aggregate_id, payload, traceparent, created_at FROM outbox ORDER BY id LIMIT {}{}",
             self.settings.batch_size,
             self.db.dialect().skip_locked()
         );
-        let rows: Vec<OutboxRow> = sqlx::query(sqlx::AssertSqlSafe(claim))
-            .fetch_all(&mut *tx)
+        sqlx::query(sqlx::AssertSqlSafe(claim))
+            .fetch_all(executor)
             .await?
             .iter()
             .map(outbox_row)
-            .collect::<Result<_, _>>()?;
-        if rows.is_empty() {
-            tx.commit().await?;
-            return Ok(0);
-        }
-        let acked = self.send_all(&rows).await;
-        if !acked.is_empty() {
-            let delete = format!(
-                "DELETE FROM outbox WHERE id IN ({})",
-                placeholders(acked.len())
-            );
-            let mut query = sqlx::query(sqlx::AssertSqlSafe(delete));
-            for id in &acked {
-                query = query.bind(*id);
-            }
-            query.execute(&mut *tx).await?;
-        }
-        tx.commit().await?;
-        if acked.len() < rows.len() {
-            anyhow::bail!(
-                "{} of {} outbox rows were not acknowledged",
-                rows.len() - acked.len(),
-                rows.len()
-            );
-        }
-        Ok(rows.len())
+            .collect()
     }
 
     /// Sends every row concurrently; returns the ids the broker acknowledged.
@@ -216,6 +236,24 @@ fn outbox_row(row: &AnyRow) -> Result<OutboxRow, sqlx::Error> {
         traceparent: row.try_get("traceparent")?,
         created_at: DateTime::from_timestamp_micros(created_at).unwrap_or_default(),
     })
+}
+
+async fn delete<'c, E>(executor: E, ids: &[i64]) -> Result<(), sqlx::Error>
+where
+    E: sqlx::Executor<'c, Database = sqlx::Any>,
+{
+    if ids.is_empty() {
+        return Ok(());
+    }
+    let delete = format!(
+        "DELETE FROM outbox WHERE id IN ({})",
+        placeholders(ids.len())
+    );
+    let mut query = sqlx::query(sqlx::AssertSqlSafe(delete));
+    for id in ids {
+        query = query.bind(*id);
+    }
+    query.execute(executor).await.map(drop)
 }
 
 fn placeholders(n: usize) -> String {

@@ -101,10 +101,18 @@ impl Database {
             })
             .after_connect(move |conn, _| {
                 Box::pin(async move {
-                    if dialect == Dialect::Sqlite {
-                        conn.execute("PRAGMA journal_mode = WAL").await?;
-                        conn.execute("PRAGMA synchronous = NORMAL").await?;
-                        conn.execute("PRAGMA busy_timeout = 5000").await?;
+                    match dialect {
+                        Dialect::Sqlite => {
+                            conn.execute("PRAGMA journal_mode = WAL").await?;
+                            conn.execute("PRAGMA synchronous = NORMAL").await?;
+                            conn.execute("PRAGMA busy_timeout = 5000").await?;
+                        }
+                        // READ COMMITTED takes no gap locks: a relay holding its claimed
+                        // outbox rows never blocks registrations inserting new ones.
+                        Dialect::MySql => {
+                            conn.execute("SET SESSION TRANSACTION ISOLATION LEVEL READ COMMITTED")
+                                .await?;
+                        }
                     }
                     Ok(())
                 })

@@ -142,3 +142,102 @@ where
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
 }
+
+/// A fresh database and topic for one test.
+pub struct TestBackends {
+    pub db: TestDatabase,
+    pub kafka: TestKafka,
+}
+
+impl TestBackends {
+    pub async fn new(partitions: i32) -> Self {
+        let backend = Backend::from_env();
+        Self {
+            db: TestDatabase::create(&backend).await,
+            kafka: TestKafka::create(&backend, partitions).await,
+        }
+    }
+}
+
+/// A service running in the test process, reached over real HTTP.
+pub struct TestServer {
+    pub addr: std::net::SocketAddr,
+    pub client: reqwest::Client,
+    shutdown: crate::Shutdown,
+    task: tokio::task::JoinHandle<anyhow::Result<()>>,
+}
+
+impl TestServer {
+    /// Runs `service` (an application's `run`) until [`TestServer::stop`].
+    pub fn start<F>(addr: std::net::SocketAddr, service: impl FnOnce(crate::Shutdown) -> F) -> Self
+    where
+        F: std::future::Future<Output = anyhow::Result<()>> + Send + 'static,
+    {
+        let shutdown = crate::Shutdown::new();
+        let task = tokio::spawn(service(shutdown.clone()));
+        Self {
+            addr,
+            client: reqwest::Client::new(),
+            shutdown,
+            task,
+        }
+    }
+
+    pub fn url(&self, path: &str) -> String {
+        format!("http://{}{}", self.addr, path)
+    }
+
+    pub async fn get(&self, path: &str, token: Option<&str>) -> reqwest::Response {
+        let mut request = self.client.get(self.url(path));
+        if let Some(token) = token {
+            request = request.bearer_auth(token);
+        }
+        request.send().await.expect("request")
+    }
+
+    pub async fn post_json(&self, path: &str, body: &serde_json::Value) -> reqwest::Response {
+        self.client
+            .post(self.url(path))
+            .json(body)
+            .send()
+            .await
+            .expect("request")
+    }
+
+    /// Current value of the first series that starts with `series` in `/metrics`.
+    pub async fn metric(&self, series: &str) -> f64 {
+        let text = self
+            .get("/metrics", None)
+            .await
+            .text()
+            .await
+            .expect("metrics");
+        metric_value(&text, series)
+    }
+
+    /// Graceful stop, as on SIGTERM; fails the test if the service did not stop cleanly.
+    pub async fn stop(self) {
+        self.shutdown.trigger();
+        self.task
+            .await
+            .expect("service task")
+            .expect("clean shutdown");
+    }
+
+    /// Abrupt stop: the task is dropped mid-work, like a killed process (nothing is
+    /// flushed or committed).
+    pub fn abort(self) {
+        self.task.abort();
+    }
+}
+
+/// The value of the first series whose name-and-labels text starts with `series`
+/// (0 when absent).
+pub fn metric_value(text: &str, series: &str) -> f64 {
+    text.lines()
+        .filter(|l| !l.starts_with('#'))
+        .find(|l| l.starts_with(series))
+        .and_then(|l| l.rsplit(' ').next())
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(0.0)
+}

@@ -1,0 +1,188 @@
+//! POST /register/ as a client sees it.
+
+mod helpers;
+
+use helpers::{Backends, spawn_app};
+use reqwest::StatusCode;
+use serde_json::{Value, json};
+
+async fn problem(response: reqwest::Response) -> Value {
+    let content_type = response.headers()["content-type"]
+        .to_str()
+        .unwrap_or_default()
+        .to_owned();
+    assert_eq!(content_type, "application/problem+json");
+    response.json().await.expect("problem body")
+}
+
+#[tokio::test]
+async fn a_valid_registration_answers_201_with_location_and_the_user() {
+    let backends = Backends::new().await;
+    let app = spawn_app(backends.config()).await;
+
+    let response = app.register("  Ada Lovelace ", "ada@example.com").await;
+
+    assert_eq!(response.status(), StatusCode::CREATED);
+    let location = response.headers()["location"]
+        .to_str()
+        .expect("location")
+        .to_owned();
+    let body: Value = response.json().await.expect("json");
+    assert_eq!(body["user_name"], "Ada Lovelace");
+    assert_eq!(body["email"], "ada@example.com");
+    assert_eq!(
+        location,
+        format!("/users/{}", body["user_id"].as_str().expect("id"))
+    );
+    let stored: Value = app
+        .get(&location, Some(helpers::TOKEN))
+        .await
+        .json()
+        .await
+        .expect("json");
+    assert_eq!(stored, body);
+    assert_eq!(app.metric("users_registered_total").await, 1.0);
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn the_same_email_in_other_letter_case_is_409() {
+    let backends = Backends::new().await;
+    let app = spawn_app(backends.config()).await;
+
+    assert_eq!(
+        app.register("Ada", "ada@example.com").await.status(),
+        StatusCode::CREATED
+    );
+    let response = app.register("Ada Again", "ADA@Example.COM").await;
+
+    assert_eq!(response.status(), StatusCode::CONFLICT);
+    assert_eq!(problem(response).await["status"], 409);
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn concurrent_registrations_of_one_email_create_exactly_one_user() {
+    let backends = Backends::new().await;
+    let app = spawn_app(backends.config()).await;
+
+    let names: Vec<String> = (0..20).map(|i| format!("Racer {i}")).collect();
+    let attempts = names
+        .iter()
+        .map(|name| app.register(name, "race@example.com"));
+    let statuses: Vec<_> = futures::future::join_all(attempts)
+        .await
+        .iter()
+        .map(|r| r.status())
+        .collect();
+
+    let created = statuses
+        .iter()
+        .filter(|s| **s == StatusCode::CREATED)
+        .count();
+    let conflicts = statuses
+        .iter()
+        .filter(|s| **s == StatusCode::CONFLICT)
+        .count();
+    assert_eq!((created, conflicts), (1, 19), "{statuses:?}");
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn invalid_fields_are_422_with_an_error_per_field() {
+    let backends = Backends::new().await;
+    let app = spawn_app(backends.config()).await;
+
+    let cases = [
+        (
+            json!({"user_name": "Ada", "email": "not-an-email"}),
+            vec!["email"],
+        ),
+        (
+            json!({"user_name": "   ", "email": "ada@example.com"}),
+            vec!["user_name"],
+        ),
+        (
+            json!({"user_name": "a\u{7}b", "email": "x"}),
+            vec!["email", "user_name"],
+        ),
+        (
+            json!({"user_name": "x".repeat(101), "email": format!("{}@e.com", "a".repeat(250))}),
+            vec!["email", "user_name"],
+        ),
+    ];
+    for (body, fields) in cases {
+        let response = app.post_json("/register/", &body).await;
+        assert_eq!(
+            response.status(),
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "{body}"
+        );
+        let problem = problem(response).await;
+        let mut reported: Vec<_> = problem["errors"]
+            .as_object()
+            .expect("errors")
+            .keys()
+            .cloned()
+            .collect();
+        reported.sort();
+        assert_eq!(reported, fields, "{body}");
+    }
+    assert_eq!(app.metric("users_registered_total").await, 0.0);
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn malformed_unsupported_and_oversized_bodies_get_clear_errors() {
+    let backends = Backends::new().await;
+    let app = spawn_app(backends.config()).await;
+
+    let malformed = app.post_raw("application/json", "{\"user_name\": ").await;
+    assert_eq!(malformed.status(), StatusCode::BAD_REQUEST);
+    assert_eq!(problem(malformed).await["status"], 400);
+
+    let not_json = app.post_raw("text/plain", "user_name=ada").await;
+    assert_eq!(not_json.status(), StatusCode::UNSUPPORTED_MEDIA_TYPE);
+    problem(not_json).await;
+
+    let huge = format!(
+        "{{\"user_name\": \"{}\", \"email\": \"a@b.co\"}}",
+        "x".repeat(17 * 1024)
+    );
+    let too_large = app.post_raw("application/json", huge).await;
+    assert_eq!(too_large.status(), StatusCode::PAYLOAD_TOO_LARGE);
+    problem(too_large).await;
+
+    let missing_field = app
+        .post_json("/register/", &json!({"user_name": "Ada"}))
+        .await;
+    assert_eq!(missing_field.status(), StatusCode::UNPROCESSABLE_ENTITY);
+    problem(missing_field).await;
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn unknown_fields_are_ignored_and_the_client_cannot_choose_the_id() {
+    let backends = Backends::new().await;
+    let app = spawn_app(backends.config()).await;
+    let chosen = "00000000-0000-7000-8000-000000000001";
+
+    let response = app
+        .post_json("/register", &json!({"user_name": "Eve", "email": "eve@example.com", "user_id": chosen, "admin": true}))
+        .await;
+
+    assert_eq!(response.status(), StatusCode::CREATED);
+    let body: Value = response.json().await.expect("json");
+    assert_ne!(body["user_id"], chosen);
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn unknown_paths_are_problem_json_404() {
+    let backends = Backends::new().await;
+    let app = spawn_app(backends.config()).await;
+    let response = app.get("/nope", None).await;
+    assert_eq!(response.status(), StatusCode::NOT_FOUND);
+    problem(response).await;
+    app.stop().await;
+}
