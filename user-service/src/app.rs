@@ -90,13 +90,39 @@ impl Application {
         let relay = self
             .relay
             .map(|relay| tokio::spawn(relay.run(shutdown.clone())));
+        let housekeeping = tokio::spawn(forget_old_idempotency_keys(
+            UserStore::new(self.db.clone()),
+            shutdown.clone(),
+        ));
         tracing::info!(addr = %self.listener.local_addr()?, "user-service listening");
         service_kit::http::serve(self.listener, self.router, shutdown.clone()).await?;
         if let Some(relay) = relay {
             relay.await.context("outbox relay panicked")?;
         }
+        housekeeping.await.context("housekeeping panicked")?;
         self.db.close().await;
         tracing::info!("user-service stopped");
         Ok(())
+    }
+}
+
+/// How long a client may retry with the same `Idempotency-Key`.
+const IDEMPOTENCY_KEY_TTL_HOURS: i64 = 24;
+
+/// Deletes expired idempotency keys every ten minutes until shutdown.
+async fn forget_old_idempotency_keys(store: UserStore, shutdown: Shutdown) {
+    loop {
+        match store
+            .forget_keys_older_than(chrono::Duration::hours(IDEMPOTENCY_KEY_TTL_HOURS))
+            .await
+        {
+            Ok(0) => {}
+            Ok(n) => tracing::info!(forgotten = n, "expired idempotency keys deleted"),
+            Err(error) => tracing::warn!(%error, "idempotency key cleanup failed"),
+        }
+        tokio::select! {
+            () = shutdown.wait() => return,
+            () = tokio::time::sleep(std::time::Duration::from_secs(600)) => {}
+        }
     }
 }

@@ -18,18 +18,36 @@ pub struct User {
     pub created_at: DateTime<Utc>,
 }
 
+impl User {
+    /// A new user with a fresh time-ordered id, registered now.
+    pub fn new(new_user: &NewUser) -> Self {
+        Self {
+            user_id: Uuid::now_v7(),
+            user_name: new_user.user_name.clone(),
+            email: new_user.email.clone(),
+            created_at: now_micros_precision(),
+        }
+    }
+}
+
+/// The answer to a registration, remembered under its `Idempotency-Key`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StoredResponse {
+    /// The request it answered, canonicalised, to detect a key reused for another request.
+    pub request: String,
+    pub status: u16,
+    pub location: String,
+    pub body: String,
+}
+
 #[derive(Debug, thiserror::Error)]
 pub enum RegisterError {
     #[error("a user with this email already exists")]
     DuplicateEmail,
+    #[error("the idempotency key was already used")]
+    KeyInUse,
     #[error(transparent)]
     Db(#[from] DbError),
-}
-
-impl From<sqlx::Error> for RegisterError {
-    fn from(e: sqlx::Error) -> Self {
-        Self::Db(e.into())
-    }
 }
 
 #[derive(Debug, Clone)]
@@ -41,36 +59,68 @@ const GET_USER: &str = "SELECT user_id, user_name, email, created_at FROM users 
 const LIST_USERS: &str = "SELECT user_id, user_name, email, created_at FROM users \
      WHERE user_id > ? ORDER BY user_id LIMIT ?";
 
+/// Which insert of the registration transaction failed.
+enum Step {
+    Key,
+    User,
+    Other,
+}
+
 impl UserStore {
     pub fn new(db: Database) -> Self {
         Self { db }
     }
 
-    /// Inserts the user and its `UserRegistered` outbox row in one transaction: either both
-    /// exist or neither does. The unique index on `email_key` decides duplicates.
+    /// Inserts the user and its `UserRegistered` outbox row (and the response under its
+    /// idempotency key, if any) in one transaction: all exist or none does. Unique indexes,
+    /// not prior reads, decide duplicate emails and reused keys.
     pub async fn register(
         &self,
-        new_user: &NewUser,
+        user: &User,
         traceparent: Option<String>,
-    ) -> Result<User, RegisterError> {
-        let user = User {
-            user_id: Uuid::now_v7(),
-            user_name: new_user.user_name.clone(),
-            email: new_user.email.clone(),
-            created_at: now_micros_precision(),
-        };
-        let result = self.db.timed(self.insert(&user, traceparent)).await;
+        remember: Option<(&str, &StoredResponse)>,
+    ) -> Result<(), RegisterError> {
+        let mut failed_at = Step::Other;
+        let result = self
+            .db
+            .timed(self.insert(user, traceparent, remember, &mut failed_at))
+            .await;
         match result {
-            Ok(()) => Ok(user),
-            Err(e) if e.is_unique_violation() => Err(RegisterError::DuplicateEmail),
+            Ok(()) => Ok(()),
+            Err(e) if e.is_unique_violation() => Err(match failed_at {
+                Step::Key => RegisterError::KeyInUse,
+                Step::User | Step::Other => RegisterError::DuplicateEmail,
+            }),
             Err(e) => Err(e.into()),
         }
     }
 
-    async fn insert(&self, user: &User, traceparent: Option<String>) -> Result<(), sqlx::Error> {
+    async fn insert(
+        &self,
+        user: &User,
+        traceparent: Option<String>,
+        remember: Option<(&str, &StoredResponse)>,
+        failed_at: &mut Step,
+    ) -> Result<(), sqlx::Error> {
         let created_at = user.created_at.timestamp_micros();
         let user_id = user.user_id.to_string();
         let mut tx = self.db.pool().begin().await?;
+        if let Some((key, response)) = remember {
+            *failed_at = Step::Key;
+            sqlx::query(
+                "INSERT INTO idempotency_keys (idempotency_key, request, status, location, body, created_at) \
+                 VALUES (?, ?, ?, ?, ?, ?)",
+            )
+            .bind(key)
+            .bind(&response.request)
+            .bind(i32::from(response.status))
+            .bind(&response.location)
+            .bind(&response.body)
+            .bind(created_at)
+            .execute(&mut *tx)
+            .await?;
+        }
+        *failed_at = Step::User;
         sqlx::query(
             "INSERT INTO users (user_id, user_name, email, email_key, created_at) VALUES (?, ?, ?, ?, ?)",
         )
@@ -81,6 +131,7 @@ impl UserStore {
         .bind(created_at)
         .execute(&mut *tx)
         .await?;
+        *failed_at = Step::Other;
         sqlx::query(
             "INSERT INTO outbox (event_id, aggregate_id, payload, traceparent, created_at) VALUES (?, ?, ?, ?, ?)",
         )
@@ -92,6 +143,34 @@ impl UserStore {
         .execute(&mut *tx)
         .await?;
         tx.commit().await
+    }
+
+    /// The response remembered under `key`, if any.
+    pub async fn stored_response(&self, key: &str) -> Result<Option<StoredResponse>, DbError> {
+        let query = sqlx::query(
+            "SELECT request, status, location, body FROM idempotency_keys WHERE idempotency_key = ?",
+        )
+        .bind(key)
+        .fetch_optional(self.db.pool());
+        let Some(row) = self.db.timed(query).await? else {
+            return Ok(None);
+        };
+        let status: i32 = row.try_get("status")?;
+        Ok(Some(StoredResponse {
+            request: row.try_get("request")?,
+            status: u16::try_from(status).unwrap_or(500),
+            location: row.try_get("location")?,
+            body: row.try_get("body")?,
+        }))
+    }
+
+    /// Forgets idempotency keys older than `max_age`; returns how many.
+    pub async fn forget_keys_older_than(&self, max_age: chrono::Duration) -> Result<u64, DbError> {
+        let cutoff = (Utc::now() - max_age).timestamp_micros();
+        let query = sqlx::query("DELETE FROM idempotency_keys WHERE created_at < ?")
+            .bind(cutoff)
+            .execute(self.db.pool());
+        Ok(self.db.timed(query).await?.rows_affected())
     }
 
     pub async fn get(&self, user_id: Uuid) -> Result<Option<User>, DbError> {

@@ -66,7 +66,7 @@ async fn concurrent_registrations_of_one_email_create_exactly_one_user() {
     let backends = Backends::new().await;
     let app = spawn_app(backends.config()).await;
 
-    let names: Vec<String> = (0..20).map(|i| format!("Racer {i}")).collect();
+    let names: Vec<String> = (0..100).map(|i| format!("Racer {i}")).collect();
     let attempts = names
         .iter()
         .map(|name| app.register(name, "race@example.com"));
@@ -84,7 +84,7 @@ async fn concurrent_registrations_of_one_email_create_exactly_one_user() {
         .iter()
         .filter(|s| **s == StatusCode::CONFLICT)
         .count();
-    assert_eq!((created, conflicts), (1, 19), "{statuses:?}");
+    assert_eq!((created, conflicts), (1, 99), "{statuses:?}");
     app.stop().await;
 }
 
@@ -184,5 +184,103 @@ async fn unknown_paths_are_problem_json_404() {
     let response = app.get("/nope", None).await;
     assert_eq!(response.status(), StatusCode::NOT_FOUND);
     problem(response).await;
+    app.stop().await;
+}
+
+async fn register_with_key(
+    app: &helpers::TestApp,
+    key: &str,
+    body: &Value,
+) -> (StatusCode, Option<String>, String) {
+    let response = app
+        .client
+        .post(app.url("/register/"))
+        .header("idempotency-key", key)
+        .json(body)
+        .send()
+        .await
+        .expect("request");
+    let status = response.status();
+    let location = response
+        .headers()
+        .get("location")
+        .map(|v| v.to_str().unwrap_or_default().to_owned());
+    (status, location, response.text().await.expect("body"))
+}
+
+#[tokio::test]
+async fn a_retry_with_the_same_idempotency_key_gets_the_same_answer_even_after_a_restart() {
+    let backends = Backends::new().await;
+    let app = spawn_app(backends.config()).await;
+    let body = json!({"user_name": "Retry", "email": "retry@example.com"});
+
+    let first = register_with_key(&app, "key-1", &body).await;
+    let second = register_with_key(&app, "key-1", &body).await;
+    app.stop().await;
+    let app = spawn_app(backends.config()).await;
+    let after_restart = register_with_key(&app, "key-1", &body).await;
+
+    assert_eq!(first.0, StatusCode::CREATED);
+    assert!(first.1.is_some());
+    assert_eq!(second, first);
+    assert_eq!(after_restart, first);
+    let page: Value = app
+        .get("/users/", Some(helpers::TOKEN))
+        .await
+        .json()
+        .await
+        .expect("json");
+    assert_eq!(
+        page["users"].as_array().expect("users").len(),
+        1,
+        "registered once"
+    );
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn concurrent_retries_with_one_key_register_once_and_agree() {
+    let backends = Backends::new().await;
+    let app = spawn_app(backends.config()).await;
+    let body = json!({"user_name": "Storm", "email": "storm@example.com"});
+
+    let attempts = (0..10).map(|_| register_with_key(&app, "storm-key", &body));
+    let answers = futures::future::join_all(attempts).await;
+
+    for answer in &answers {
+        assert_eq!(answer, &answers[0]);
+    }
+    assert_eq!(answers[0].0, StatusCode::CREATED);
+    assert_eq!(app.metric("users_registered_total").await, 1.0);
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn a_reused_key_with_another_body_is_422_and_a_malformed_key_is_400() {
+    let backends = Backends::new().await;
+    let app = spawn_app(backends.config()).await;
+    let first = register_with_key(
+        &app,
+        "k",
+        &json!({"user_name": "A", "email": "a@example.com"}),
+    )
+    .await;
+    assert_eq!(first.0, StatusCode::CREATED);
+
+    let reused = register_with_key(
+        &app,
+        "k",
+        &json!({"user_name": "B", "email": "b@example.com"}),
+    )
+    .await;
+    assert_eq!(reused.0, StatusCode::UNPROCESSABLE_ENTITY);
+    let too_long = register_with_key(
+        &app,
+        &"x".repeat(256),
+        &json!({"user_name": "C", "email": "c@example.com"}),
+    )
+    .await;
+    assert_eq!(too_long.0, StatusCode::BAD_REQUEST);
+    assert_eq!(app.metric("users_registered_total").await, 1.0);
     app.stop().await;
 }

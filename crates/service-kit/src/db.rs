@@ -10,7 +10,7 @@ use sqlx::migrate::Migrator;
 use sqlx::{AnyPool, Executor};
 
 /// How long a request waits for the database before the service answers 503.
-pub const DB_TIMEOUT: Duration = Duration::from_secs(2);
+pub const DB_TIMEOUT: Duration = Duration::from_millis(1500);
 
 /// The SQL dialect behind a pool, for the few statements that differ.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

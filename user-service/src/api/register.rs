@@ -1,12 +1,13 @@
 //! `POST /register/`: validate, commit user + outbox row, wake the relay, answer 201.
 
+use axum::Router;
 use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::post;
-use axum::{Json, Router};
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
+use service_kit::db::DbError;
 use service_kit::http::ApiJson;
 use service_kit::problem::Problem;
 use utoipa::ToSchema;
@@ -14,7 +15,7 @@ use uuid::Uuid;
 
 use super::AppState;
 use crate::domain::{FieldErrors, NewUser};
-use crate::store::{RegisterError, User};
+use crate::store::{RegisterError, StoredResponse, User};
 
 /// Registration request. Unknown fields are ignored, never bound.
 #[derive(Debug, Deserialize, ToSchema)]
@@ -54,28 +55,50 @@ pub fn router() -> Router<AppState> {
 /// Why a registration was refused; each variant documents its status.
 #[derive(Debug, thiserror::Error)]
 enum RegisterFailure {
+    /// 400: the `Idempotency-Key` header is not 1-255 visible ASCII characters.
+    #[error("bad idempotency key")]
+    BadKey,
     /// 422: fields failed validation.
     #[error("invalid fields")]
     Invalid(FieldErrors),
-    /// 409: the email is taken (case-insensitively).
-    #[error("duplicate email")]
-    Duplicate,
+    /// 422: the idempotency key was used before for a different request.
+    #[error("idempotency key reused")]
+    KeyReused,
+    /// 409: the email is taken (case-insensitively), or another request with the same
+    /// idempotency key is still in progress.
+    #[error("conflict")]
+    Conflict(&'static str),
     /// 503: the database is unreachable or too slow.
     #[error("database unavailable")]
-    Unavailable(#[source] service_kit::db::DbError),
+    Unavailable(#[source] DbError),
     /// 500: anything else; the cause is logged, never returned.
     #[error("registration failed")]
-    Internal(#[source] service_kit::db::DbError),
+    Internal(#[source] DbError),
+}
+
+impl From<DbError> for RegisterFailure {
+    fn from(error: DbError) -> Self {
+        if error.is_unavailable() {
+            Self::Unavailable(error)
+        } else {
+            Self::Internal(error)
+        }
+    }
 }
 
 impl IntoResponse for RegisterFailure {
     fn into_response(self) -> Response {
         match self {
-            Self::Invalid(errors) => Problem::validation(errors),
-            Self::Duplicate => Problem::new(
-                StatusCode::CONFLICT,
-                "A user with this email already exists.",
+            Self::BadKey => Problem::new(
+                StatusCode::BAD_REQUEST,
+                "Idempotency-Key must be 1-255 visible ASCII characters.",
             ),
+            Self::Invalid(errors) => Problem::validation(errors),
+            Self::KeyReused => Problem::new(
+                StatusCode::UNPROCESSABLE_ENTITY,
+                "This Idempotency-Key was already used for a different request.",
+            ),
+            Self::Conflict(detail) => Problem::new(StatusCode::CONFLICT, detail),
             Self::Unavailable(error) => {
                 tracing::warn!(error = %error, "registration: database unavailable");
                 Problem::unavailable("The user store is unavailable; retry shortly.", 2)
@@ -89,19 +112,25 @@ impl IntoResponse for RegisterFailure {
     }
 }
 
+const DUPLICATE_EMAIL: &str = "A user with this email already exists.";
+
 /// Register a user.
+///
+/// With an `Idempotency-Key` header, a retry of the same request gets the same answer
+/// (even after a restart) instead of a second registration or a 409.
 #[utoipa::path(
     post,
     path = "/register/",
     request_body = RegisterRequest,
+    params(("Idempotency-Key" = Option<String>, Header, description = "Makes retries safe: same key and body, same answer")),
     responses(
         (status = 201, description = "Registered", body = UserResponse,
          headers(("Location" = String, description = "URL of the new user"))),
-        (status = 400, description = "Malformed JSON", body = Problem, content_type = "application/problem+json"),
+        (status = 400, description = "Malformed JSON or Idempotency-Key", body = Problem, content_type = "application/problem+json"),
         (status = 409, description = "Email already registered", body = Problem, content_type = "application/problem+json"),
         (status = 413, description = "Body over 16 KiB", body = Problem, content_type = "application/problem+json"),
         (status = 415, description = "Not JSON", body = Problem, content_type = "application/problem+json"),
-        (status = 422, description = "Invalid fields", body = Problem, content_type = "application/problem+json"),
+        (status = 422, description = "Invalid fields, or a reused Idempotency-Key", body = Problem, content_type = "application/problem+json"),
         (status = 503, description = "Database unavailable", body = Problem, content_type = "application/problem+json"),
     )
 )]
@@ -110,28 +139,93 @@ async fn register(
     headers: HeaderMap,
     ApiJson(request): ApiJson<RegisterRequest>,
 ) -> Result<Response, RegisterFailure> {
+    let key = idempotency_key(&headers)?;
+    let fingerprint = serde_json::json!([request.user_name, request.email]).to_string();
+    if let Some(key) = &key
+        && let Some(stored) = state.store.stored_response(key).await?
+    {
+        return replay(stored, &fingerprint);
+    }
     let new_user =
         NewUser::parse(&request.user_name, &request.email).map_err(RegisterFailure::Invalid)?;
+    let user = User::new(&new_user);
+    let response = StoredResponse {
+        request: fingerprint.clone(),
+        status: StatusCode::CREATED.as_u16(),
+        location: format!("/users/{}", user.user_id),
+        body: serde_json::to_string(&UserResponse::from(user.clone())).unwrap_or_default(),
+    };
     let traceparent = headers
         .get("traceparent")
         .and_then(|v| v.to_str().ok())
         .map(str::to_owned);
-    let user = state
-        .store
-        .register(&new_user, traceparent)
-        .await
-        .map_err(|e| match e {
-            RegisterError::DuplicateEmail => RegisterFailure::Duplicate,
-            RegisterError::Db(e) if e.is_unavailable() => RegisterFailure::Unavailable(e),
-            RegisterError::Db(e) => RegisterFailure::Internal(e),
-        })?;
+    let remember = key.as_deref().map(|k| (k, &response));
+    match state.store.register(&user, traceparent, remember).await {
+        Ok(()) => {}
+        Err(RegisterError::DuplicateEmail) => {
+            return Err(RegisterFailure::Conflict(DUPLICATE_EMAIL));
+        }
+        // A concurrent request with the same key won the race: answer as it did.
+        Err(RegisterError::KeyInUse) => {
+            return replay_key(&state, key.as_deref(), &fingerprint).await;
+        }
+        Err(RegisterError::Db(error)) => return Err(error.into()),
+    }
     state.metrics.users_registered.inc();
     state.relay_wake.notify_one();
-    let location = format!("/users/{}", user.user_id);
-    Ok((
+    Ok(json_response(
         StatusCode::CREATED,
-        [(header::LOCATION, location)],
-        Json(UserResponse::from(user)),
+        response.location,
+        response.body,
+    ))
+}
+
+fn idempotency_key(headers: &HeaderMap) -> Result<Option<String>, RegisterFailure> {
+    let Some(value) = headers.get("idempotency-key") else {
+        return Ok(None);
+    };
+    let key = value.to_str().map_err(|_| RegisterFailure::BadKey)?;
+    let valid = (1..=255).contains(&key.len()) && key.bytes().all(|b| b.is_ascii_graphic());
+    if valid {
+        Ok(Some(key.to_owned()))
+    } else {
+        Err(RegisterFailure::BadKey)
+    }
+}
+
+async fn replay_key(
+    state: &AppState,
+    key: Option<&str>,
+    fingerprint: &str,
+) -> Result<Response, RegisterFailure> {
+    match key {
+        Some(key) => match state.store.stored_response(key).await? {
+            Some(stored) => replay(stored, fingerprint),
+            None => Err(RegisterFailure::Conflict(
+                "A request with this Idempotency-Key is in progress.",
+            )),
+        },
+        None => Err(RegisterFailure::Conflict(DUPLICATE_EMAIL)),
+    }
+}
+
+/// The remembered answer, if the request is the one it answered.
+fn replay(stored: StoredResponse, fingerprint: &str) -> Result<Response, RegisterFailure> {
+    if stored.request != fingerprint {
+        return Err(RegisterFailure::KeyReused);
+    }
+    let status = StatusCode::from_u16(stored.status).unwrap_or(StatusCode::CREATED);
+    Ok(json_response(status, stored.location, stored.body))
+}
+
+fn json_response(status: StatusCode, location: String, body: String) -> Response {
+    (
+        status,
+        [
+            (header::LOCATION, location),
+            (header::CONTENT_TYPE, "application/json".to_owned()),
+        ],
+        body,
     )
-        .into_response())
+        .into_response()
 }
