@@ -5,7 +5,8 @@
 #   2. the whole workspace on the embedded backends (SQLite, librdkafka mock cluster)
 #   3. MariaDB and an Apache Kafka broker installed and started by scripts/deps.sh
 #      (reused when already running), then the same tests against them
-#   4. the deployment artifacts (compose, Helm chart, k8s/, Prometheus, dashboards),
+#   4. fault tests: service processes with Kafka killed, MariaDB stopped, services killed
+#   5. the deployment artifacts (compose, Helm chart, k8s/, Prometheus, dashboards),
 #      validated offline by scripts/check-deploy.sh
 #
 # Nothing is skipped: a dependency that cannot be installed or started fails the run with
@@ -36,7 +37,7 @@ step "format (cargo fmt --check)"
 cargo fmt --all -- --check
 
 step "lint (cargo clippy -D warnings)"
-cargo clippy --workspace --all-targets --locked -- -D warnings
+cargo clippy --workspace --all-targets --all-features --locked -- -D warnings
 
 step "tests on the embedded backends (SQLite + librdkafka mock cluster)"
 cargo_test embedded PLATFORM_TEST_BACKEND=embedded
@@ -46,6 +47,13 @@ eval "$(scripts/deps.sh up)"
 
 step "tests on real MariaDB $(mariadb --version | grep -o '[0-9]*\.[0-9]*\.[0-9]*-MariaDB' | head -1) and Kafka at $TEST_KAFKA_BROKERS"
 cargo_test real PLATFORM_TEST_BACKEND=real TEST_MYSQL_URL="$TEST_MYSQL_URL" TEST_KAFKA_BROKERS="$TEST_KAFKA_BROKERS"
+
+step "fault tests: real processes, Kafka killed, MariaDB stopped, services killed"
+cargo build --workspace --bins --locked
+env PLATFORM_TEST_BACKEND=real TEST_MYSQL_URL="$TEST_MYSQL_URL" TEST_KAFKA_BROKERS="$TEST_KAFKA_BROKERS" \
+  cargo test -p platformctl --features fault-tests --test faults --locked -- --test-threads=1 --nocapture 2>&1 |
+  tee "$log_dir/faults.log"
+[ "${PIPESTATUS[0]}" -eq 0 ]
 
 if [ -x scripts/check-deploy.sh ]; then
   step "deployment artifacts (scripts/check-deploy.sh)"

@@ -115,14 +115,14 @@ impl Relay {
                 let mut tx = self.db.pool().begin().await?;
                 let rows = self.claim(&mut *tx).await?;
                 let acked = self.send_all(&rows).await;
-                delete(&mut *tx, &acked).await?;
+                delete(&mut tx, &acked).await?;
                 tx.commit().await?;
                 (rows.len(), acked.len())
             }
             Dialect::Sqlite => {
                 let rows = self.claim(self.db.pool()).await?;
                 let acked = self.send_all(&rows).await;
-                delete(self.db.pool(), &acked).await?;
+                delete(&mut *self.db.pool().acquire().await?, &acked).await?;
                 (rows.len(), acked.len())
             }
         };
@@ -238,24 +238,15 @@ fn outbox_row(row: &AnyRow) -> Result<OutboxRow, sqlx::Error> {
     })
 }
 
-async fn delete<'c, E>(executor: E, ids: &[i64]) -> Result<(), sqlx::Error>
-where
-    E: sqlx::Executor<'c, Database = sqlx::Any>,
-{
-    if ids.is_empty() {
-        return Ok(());
-    }
-    let delete = format!(
-        "DELETE FROM outbox WHERE id IN ({})",
-        placeholders(ids.len())
-    );
-    let mut query = sqlx::query(sqlx::AssertSqlSafe(delete));
+/// Deletes acknowledged rows one primary-key lookup at a time. A `DELETE … WHERE id IN
+/// (…)` may be planned as a scan on a small table, and a scan waits on rows that another
+/// replica's relay has claimed: a deadlock, after which the batch would be sent twice.
+async fn delete(conn: &mut sqlx::AnyConnection, ids: &[i64]) -> Result<(), sqlx::Error> {
     for id in ids {
-        query = query.bind(*id);
+        sqlx::query("DELETE FROM outbox WHERE id = ?")
+            .bind(*id)
+            .execute(&mut *conn)
+            .await?;
     }
-    query.execute(executor).await.map(drop)
-}
-
-fn placeholders(n: usize) -> String {
-    vec!["?"; n].join(", ")
+    Ok(())
 }

@@ -7,7 +7,7 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::post;
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
-use service_kit::db::DbError;
+use service_kit::db::{DbError, within_deadline};
 use service_kit::http::ApiJson;
 use service_kit::problem::Problem;
 use utoipa::ToSchema;
@@ -138,6 +138,14 @@ async fn register(
     State(state): State<AppState>,
     headers: HeaderMap,
     ApiJson(request): ApiJson<RegisterRequest>,
+) -> Result<Response, RegisterFailure> {
+    within_deadline(register_within_deadline(state, headers, request)).await
+}
+
+async fn register_within_deadline(
+    state: AppState,
+    headers: HeaderMap,
+    request: RegisterRequest,
 ) -> Result<Response, RegisterFailure> {
     let key = idempotency_key(&headers)?;
     let fingerprint = serde_json::json!([request.user_name, request.email]).to_string();
