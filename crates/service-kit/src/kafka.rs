@@ -42,7 +42,12 @@ const fn events_topic() -> &'static str {
 }
 
 /// Parses one `key=value` librdkafka property.
+/// Blank text parses to an empty pair that sets nothing, so that `KAFKA_PROPERTIES=""`
+/// (as deployment templates render an unset value) is accepted.
 pub fn parse_property(text: &str) -> Result<(String, String), String> {
+    if text.trim().is_empty() {
+        return Ok((String::new(), String::new()));
+    }
     let (key, value) = text
         .split_once('=')
         .ok_or_else(|| format!("`{text}` is not key=value"))?;
@@ -69,7 +74,7 @@ impl KafkaArgs {
         for (key, value) in defaults {
             config.set(*key, *value);
         }
-        for (key, value) in &self.properties {
+        for (key, value) in self.properties.iter().filter(|(key, _)| !key.is_empty()) {
             config.set(key, value);
         }
         config
@@ -172,6 +177,15 @@ mod tests {
     fn malformed_properties_are_rejected() {
         assert!(parse_property("no-equals").is_err());
         assert!(parse_property("=value").is_err());
+    }
+
+    #[test]
+    fn a_blank_property_list_sets_nothing() {
+        let mut args = KafkaArgs::new("b:9092", "t");
+        args.properties = vec![parse_property("").expect("blank is accepted")];
+        let config = args.producer_config();
+        assert_eq!(config.get(""), None);
+        assert_eq!(config.get("acks"), Some("all"));
     }
 
     #[test]

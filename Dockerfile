@@ -1,0 +1,83 @@
+# One Dockerfile, two final targets: `user-service` and `notification-service`.
+#
+# Why one file: both services live in one Cargo workspace and share almost all of
+# their dependency graph (sqlx, rdkafka with its bundled librdkafka, axum, the
+# shared crates). A single builder stage compiles all binaries in one cargo
+# invocation, and BuildKit builds that stage once for both targets, so building
+# both images costs one compilation of the dependency graph instead of two.
+#
+#   docker build --target user-service         -t platform/user-service:dev .
+#   docker build --target notification-service -t platform/notification-service:dev .
+#
+# The user-service image also carries `platformctl`, used by the topic-creation
+# job (compose `kafka-init`, Helm hook Job).
+#
+# Dependency caching uses BuildKit cache mounts (the cargo registry and the target
+# directory survive between builds), so a source-only change recompiles only the
+# workspace crates. BuildKit is the default builder of current Docker releases.
+
+ARG RUST_IMAGE=rust:1.95.0-bookworm
+ARG RUNTIME_IMAGE=debian:12.12-slim
+
+FROM ${RUST_IMAGE} AS builder
+# Build dependencies of the librdkafka that rdkafka-sys compiles from source
+# (configure/make, or cmake with the cmake-build feature), and headers of the
+# TLS, SASL and compression libraries it may link dynamically.
+RUN apt-get update \
+ && apt-get install -y --no-install-recommends \
+      build-essential cmake pkg-config perl \
+      libssl-dev libsasl2-dev zlib1g-dev libzstd-dev \
+ && rm -rf /var/lib/apt/lists/*
+WORKDIR /src
+# Migrations are embedded at compile time from the source tree; no database is
+# needed to build.
+ENV CARGO_TERM_COLOR=never \
+    CARGO_INCREMENTAL=0
+COPY . .
+RUN --mount=type=cache,target=/usr/local/cargo/registry,sharing=locked \
+    --mount=type=cache,target=/usr/local/cargo/git,sharing=locked \
+    --mount=type=cache,target=/src/target,sharing=locked \
+    cargo build --release --locked \
+      -p user-service -p notification-service -p platformctl \
+ && mkdir -p /out \
+ && cp target/release/user-service target/release/notification-service target/release/platformctl /out/
+
+# Shared runtime base: only the shared libraries the binaries may link against
+# (OpenSSL for Kafka TLS and MySQL TLS, zlib; SASL and zstd for the librdkafka
+# features of the same names) and the CA bundle.
+FROM ${RUNTIME_IMAGE} AS runtime
+RUN apt-get update \
+ && apt-get install -y --no-install-recommends \
+      ca-certificates libssl3 libsasl2-2 zlib1g libzstd1 \
+ && rm -rf /var/lib/apt/lists/* \
+ && groupadd --system --gid 10001 app \
+ && useradd --system --uid 10001 --gid 10001 --no-create-home --home-dir /nonexistent \
+      --shell /usr/sbin/nologin app
+ENV RUST_LOG=info \
+    LOG_FORMAT=json
+WORKDIR /
+# Numeric user so Kubernetes can verify runAsNonRoot without reading /etc/passwd.
+USER 10001:10001
+STOPSIGNAL SIGTERM
+
+FROM runtime AS user-service
+LABEL org.opencontainers.image.title="user-service" \
+      org.opencontainers.image.description="User registration API with a transactional outbox to Kafka" \
+      org.opencontainers.image.licenses="Apache-2.0"
+COPY --from=builder /out/user-service /out/platformctl /usr/local/bin/
+ENV HTTP_ADDR=0.0.0.0:8000
+EXPOSE 8000
+HEALTHCHECK --interval=15s --timeout=3s --start-period=30s --retries=3 \
+  CMD ["/usr/local/bin/user-service", "--healthcheck"]
+ENTRYPOINT ["/usr/local/bin/user-service"]
+
+FROM runtime AS notification-service
+LABEL org.opencontainers.image.title="notification-service" \
+      org.opencontainers.image.description="Consumes user events and delivers welcome notifications" \
+      org.opencontainers.image.licenses="Apache-2.0"
+COPY --from=builder /out/notification-service /usr/local/bin/
+ENV HTTP_ADDR=0.0.0.0:8001
+EXPOSE 8001
+HEALTHCHECK --interval=15s --timeout=3s --start-period=30s --retries=3 \
+  CMD ["/usr/local/bin/notification-service", "--healthcheck"]
+ENTRYPOINT ["/usr/local/bin/notification-service"]

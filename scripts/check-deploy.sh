@@ -1,0 +1,237 @@
+#!/usr/bin/env bash
+# Validates everything the platform deploys with, offline, with the real tools:
+#
+#   Helm chart      helm lint --strict and helm template with the default,
+#                   minikube and production values
+#   Kubernetes      every rendered object decoded strictly into the Kubernetes
+#                   Go types (tools/k8s-validate), the restricted Pod Security
+#                   Standard, references, the minikube resource budget
+#                   (2 CPUs / 4 GiB of requests), and kube-score best practices
+#   k8s/            equals a fresh render of the chart
+#   compose         the Compose Specification via compose-go (tools/compose-validate),
+#                   healthchecks, pinned tags, memory limits; the Traefik file
+#   Dockerfile      hadolint
+#   Prometheus      promtool check config / check rules
+#   Grafana         the dashboards parse and every target has an expression
+#   shell scripts   shellcheck
+#
+# Tools are installed on first use (see scripts/lib/deploy-tools.sh) into
+# ${PLATFORM_CACHE:-$HOME/.cache/platform} and reused afterwards.
+set -euo pipefail
+
+REPO_ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+# shellcheck source=scripts/lib/deploy-tools.sh
+. "$REPO_ROOT/scripts/lib/deploy-tools.sh"
+cd "$REPO_ROOT"
+
+CHART=charts/platform
+RENDERS="$(mktemp -d)"
+trap 'rm -rf "$RENDERS"' EXIT
+# Name of the Secrets the production values expect to exist in the cluster.
+PRODUCTION_EXTERNAL_SECRETS=platform-credentials,platform-tls
+MINIKUBE_MAX_CPU=2
+MINIKUBE_MAX_MEMORY=4Gi
+started=$SECONDS
+
+step() { printf '\n[deploy] === %s\n' "$*"; }
+
+values_files() { printf '%s\n' default minikube production; }
+values_arg() {
+  case $1 in
+    default) echo "$CHART/values.yaml" ;;
+    *) echo "$CHART/values-$1.yaml" ;;
+  esac
+}
+
+install_tools() {
+  step "tools (cache: $PLATFORM_CACHE)"
+  ensure_python
+  ensure_helm
+  ensure_kube_score
+  build_own_tool k8s-validate
+  build_own_tool compose-validate
+  ensure_promtool
+  ensure_shellcheck
+  ensure_hadolint
+  log "helm $(helm version --template '{{.Version}}'), kube-score $KUBE_SCORE_VERSION, $(promtool --version 2>&1 | head -1 | cut -d' ' -f1-3), shellcheck $(shellcheck --version | sed -n 's/^version: //p'), $(hadolint --version)"
+}
+
+check_chart() {
+  step "Helm chart: lint --strict and template"
+  local v
+  for v in $(values_files); do
+    log "helm lint --strict ($v values)"
+    helm lint --strict "$CHART" -f "$(values_arg "$v")" --namespace platform >"$RENDERS/lint-$v.log" 2>&1 \
+      || { cat "$RENDERS/lint-$v.log" >&2; die "helm lint failed with the $v values"; }
+    log "helm template ($v values)"
+    helm template platform "$CHART" -f "$(values_arg "$v")" --namespace platform >"$RENDERS/$v.yaml" \
+      || die "helm template failed with the $v values"
+  done
+  log "helm template (Gateway API variant: HTTPRoutes instead of the Ingress)"
+  helm template platform "$CHART" --namespace platform -f "$CHART/values.yaml" \
+    --set ingress.enabled=false --set gatewayApi.enabled=true \
+    --set 'gatewayApi.parentRefs[0].name=traefik-gateway' --set 'gatewayApi.parentRefs[0].namespace=traefik' \
+    >"$RENDERS/gateway.yaml" || die "helm template failed for the Gateway API variant"
+  log "values validation rejects a broken configuration"
+  if helm template platform "$CHART" --set mysql.enabled=false >/dev/null 2>&1; then
+    die "the chart rendered without any database configured: its values validation is broken"
+  fi
+}
+
+check_kubernetes() {
+  step "Kubernetes schemas (strict decoding into the Kubernetes types) and restricted Pod Security"
+  local v
+  for v in $(values_files); do
+    log "k8s-validate ($v render)"
+    case $v in
+      minikube)
+        log "  resource budget: requests <= $MINIKUBE_MAX_CPU CPUs / $MINIKUBE_MAX_MEMORY"
+        k8s-validate -quiet -max-cpu "$MINIKUBE_MAX_CPU" -max-memory "$MINIKUBE_MAX_MEMORY" "$RENDERS/$v.yaml" \
+          || die "the minikube render is invalid or over budget" ;;
+      production)
+        k8s-validate -quiet -external-secrets "$PRODUCTION_EXTERNAL_SECRETS" "$RENDERS/$v.yaml" \
+          || die "the production render is invalid" ;;
+      *)
+        k8s-validate -quiet "$RENDERS/$v.yaml" || die "the $v render is invalid" ;;
+    esac
+  done
+  log "k8s-validate (Gateway API variant)"
+  k8s-validate -quiet "$RENDERS/gateway.yaml" || die "the Gateway API variant is invalid"
+  log "k8s-validate (k8s/namespace.yaml, k8s/platform.yaml)"
+  k8s-validate -quiet k8s/namespace.yaml k8s/platform.yaml || die "k8s/ manifests are invalid"
+}
+
+# kube_score_args RENDER: the flags .kube-score-ignore selects for a render.
+kube_score_args() {
+  local render=$1 kind arg scope ignored=""
+  [ -f .kube-score-ignore ] || die "missing .kube-score-ignore"
+  while read -r kind arg scope; do
+    case $kind in ''|'#'*) continue ;; esac
+    [ -n "$scope" ] || die ".kube-score-ignore: '$kind $arg' has no render scope"
+    [ "$scope" = all ] || [ "$scope" = "$render" ] || continue
+    case $kind in
+      flag) echo "$arg" ;;
+      ignore-test) ignored="${ignored:+$ignored,}$arg" ;;
+      *) die ".kube-score-ignore: unknown setting '$kind'" ;;
+    esac
+  done < .kube-score-ignore
+  if [ -n "$ignored" ]; then echo "--ignore-test=$ignored"; fi
+}
+
+check_kube_score() {
+  step "Kubernetes best practices (kube-score)"
+  local v out args
+  for v in $(values_files); do
+    mapfile -t args < <(kube_score_args "$v")
+    log "kube-score ($v render) ${args[*]}"
+    if ! out=$(kube-score score --output-format ci --exit-one-on-warning "${args[@]}" "$RENDERS/$v.yaml" 2>&1); then
+      grep -v '^\[OK\]\|^\[SKIPPED\]' <<<"$out" >&2 || true
+      die "kube-score found problems in the $v render (fix them, or add a justified exception)"
+    fi
+  done
+}
+
+check_k8s_dir() {
+  step "k8s/ is a fresh render of the chart"
+  [ -f k8s/platform.yaml ] || die "k8s/platform.yaml is missing: run scripts/render-k8s.sh"
+  [ -f k8s/namespace.yaml ] || die "k8s/namespace.yaml is missing"
+  [ -x k8s/deploy.sh ] || die "k8s/deploy.sh is missing or not executable"
+  scripts/render-k8s.sh --check
+}
+
+check_compose() {
+  step "docker compose: Compose Specification, healthchecks, pinned images, Traefik routes"
+  compose-validate docker-compose.yml deploy/traefik/dynamic.yml || die "docker-compose.yml is invalid"
+  step "Dockerfile (hadolint)"
+  hadolint --config .hadolint.yaml Dockerfile || die "hadolint found problems in the Dockerfile"
+  log "Dockerfile passes hadolint"
+}
+
+check_prometheus() {
+  step "Prometheus configuration and alert rules (promtool)"
+  promtool check config prometheus.yml || die "promtool rejected prometheus.yml"
+  promtool check rules charts/platform/files/alerts.yml || die "promtool rejected the alert rules"
+  log "the chart's bundled Prometheus configuration (minikube render)"
+  local dir="$RENDERS/configmaps" config
+  k8s-validate -quiet -dump-configmaps "$dir" "$RENDERS/minikube.yaml" >/dev/null \
+    || die "cannot extract the ConfigMaps of the minikube render"
+  config="$dir/platform-prometheus/prometheus.yml"
+  [ -f "$config" ] || die "the minikube render has no platform-prometheus ConfigMap with prometheus.yml"
+  # In the pod the rules are mounted next to the configuration.
+  sed -i 's|/etc/prometheus/alerts.yml|alerts.yml|' "$config"
+  promtool check config "$config" || die "promtool rejected the chart's Prometheus configuration"
+}
+
+check_dashboards() {
+  step "Grafana dashboards"
+  python3 - "$CHART"/dashboards/*.json <<'PY' || die "dashboard check failed"
+import json, sys
+
+def panels(items):
+    for p in items:
+        yield p
+        yield from panels(p.get("panels", []))
+
+failed = False
+for path in sys.argv[1:]:
+    try:
+        with open(path) as f:
+            dash = json.load(f)
+    except (OSError, ValueError) as e:
+        print(f"[deploy] {path}: not valid JSON: {e}"); failed = True; continue
+    problems = []
+    if not dash.get("uid") or not dash.get("title"):
+        problems.append("dashboard needs a uid and a title")
+    names = {v.get("name") for v in dash.get("templating", {}).get("list", [])}
+    if "datasource" not in names:
+        problems.append("no templated 'datasource' variable")
+    ids, count = set(), 0
+    for p in panels(dash.get("panels", [])):
+        if p.get("type") == "row":
+            continue
+        count += 1
+        title = p.get("title") or f"panel {p.get('id')}"
+        if p.get("id") in ids:
+            problems.append(f"{title}: duplicate panel id {p.get('id')}")
+        ids.add(p.get("id"))
+        targets = p.get("targets") or []
+        if not targets:
+            problems.append(f"{title}: no targets")
+        for t in targets:
+            if not str(t.get("expr", "")).strip():
+                problems.append(f"{title}: target {t.get('refId')} has an empty expr")
+    for msg in problems:
+        print(f"[deploy] {path}: {msg}")
+    failed |= bool(problems)
+    if not problems:
+        print(f"[deploy] {path}: {count} panels, every target has an expression")
+sys.exit(1 if failed else 0)
+PY
+}
+
+check_shell() {
+  step "shell scripts (shellcheck)"
+  local scripts=(scripts/check-deploy.sh scripts/render-k8s.sh scripts/lib/deploy-tools.sh k8s/deploy.sh generate-test-data.sh)
+  local s
+  for s in "${scripts[@]}"; do
+    [ -f "$s" ] || die "missing $s"
+    bash -n "$s" || die "$s has a syntax error"
+  done
+  shellcheck -x "${scripts[@]}" || die "shellcheck found problems"
+  log "${#scripts[@]} scripts pass bash -n and shellcheck"
+}
+
+main() {
+  install_tools
+  check_chart
+  check_kubernetes
+  check_kube_score
+  check_k8s_dir
+  check_compose
+  check_prometheus
+  check_dashboards
+  check_shell
+  printf '\n[deploy] all deployment checks passed in %ss\n' "$((SECONDS - started))"
+}
+
+main "$@"
