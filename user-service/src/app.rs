@@ -57,7 +57,8 @@ impl Application {
             topic: config.kafka.topic.clone(),
             relay_wake: relay_wake.clone(),
             metrics: metrics.clone(),
-            admin: AdminToken::new(config.common.admin_token.as_deref()),
+            admin: AdminToken::new(config.common.admin_token()?.as_deref()),
+            rate_limiter: config.rate_limiter(),
         };
         let relay = config.outbox_relay.then(|| Relay {
             db: db.clone(),

@@ -6,6 +6,7 @@ use std::time::Duration;
 use clap::Parser;
 use service_kit::config::CommonArgs;
 use service_kit::kafka::KafkaArgs;
+use service_kit::limits::{IpNet, RateLimiter};
 
 use crate::outbox::RelaySettings;
 
@@ -44,6 +45,19 @@ pub struct Config {
     #[arg(long, env = "OUTBOX_RELAY", default_value_t = true, action = clap::ArgAction::Set)]
     pub outbox_relay: bool,
 
+    /// Registrations per minute allowed from one client address (0: no limit).
+    #[arg(long, env = "REGISTER_RATE_LIMIT_PER_MINUTE", default_value_t = 0)]
+    pub register_rate_limit_per_minute: u32,
+
+    /// Registrations one client may send in a burst before the rate applies.
+    #[arg(long, env = "REGISTER_RATE_BURST", default_value_t = 10)]
+    pub register_rate_burst: u32,
+
+    /// Proxies (IPs or CIDR networks, comma-separated) whose `X-Forwarded-For` is
+    /// believed when telling clients apart, e.g. the Traefik pods' network.
+    #[arg(long, env = "TRUSTED_PROXIES", value_delimiter = ',')]
+    pub trusted_proxies: Vec<IpNet>,
+
     /// Outbox rows published per batch.
     #[arg(long, env = "OUTBOX_BATCH_SIZE", default_value_t = 500)]
     pub outbox_batch_size: u32,
@@ -63,9 +77,23 @@ impl Config {
             kafka,
             common: CommonArgs::default(),
             outbox_relay: true,
+            register_rate_limit_per_minute: 0,
+            register_rate_burst: 10,
+            trusted_proxies: Vec::new(),
             outbox_batch_size: 500,
             outbox_sweep_interval_ms: 1000,
         }
+    }
+
+    /// The per-client limiter of `POST /register/`, if a rate is configured.
+    pub fn rate_limiter(&self) -> Option<RateLimiter> {
+        (self.register_rate_limit_per_minute > 0).then(|| {
+            RateLimiter::new(
+                self.register_rate_limit_per_minute,
+                self.register_rate_burst,
+                self.trusted_proxies.clone(),
+            )
+        })
     }
 
     pub fn relay_settings(&self) -> RelaySettings {

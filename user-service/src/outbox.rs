@@ -17,9 +17,11 @@ use rdkafka::producer::{FutureProducer, FutureRecord, Producer};
 use rdkafka::util::Timeout;
 use service_kit::Shutdown;
 use service_kit::db::{Database, Dialect};
+use service_kit::telemetry;
 use sqlx::Row;
 use sqlx::any::AnyRow;
 use tokio::sync::Notify;
+use tracing::Instrument;
 use uuid::Uuid;
 
 use crate::metrics::UserMetrics;
@@ -184,8 +186,10 @@ impl Relay {
     }
 
     async fn send(&self, row: &OutboxRow) -> Result<(), rdkafka::error::KafkaError> {
-        let attributes =
-            Attributes::user_registered(row.event_id, row.created_at, row.traceparent.clone());
+        let span = publish_span(&self.topic, row);
+        // The message carries the produce span's context, so the consumer continues it.
+        let traceparent = telemetry::traceparent(&span).or_else(|| row.traceparent.clone());
+        let attributes = Attributes::user_registered(row.event_id, row.created_at, traceparent);
         let headers =
             attributes
                 .to_headers()
@@ -200,11 +204,15 @@ impl Relay {
             .key(&row.key)
             .payload(&row.payload)
             .headers(headers);
-        self.producer
+        let sent = self
+            .producer
             .send(record, Timeout::Never)
-            .await
-            .map(drop)
-            .map_err(|(error, _)| error)
+            .instrument(span.clone())
+            .await;
+        if sent.is_err() {
+            span.record("otel.status_code", "ERROR");
+        }
+        sent.map(drop).map_err(|(error, _)| error)
     }
 
     async fn update_backlog(&self) {
@@ -225,6 +233,23 @@ impl Relay {
     }
 }
 
+/// The producer span of one row: a child of the registration's span stored in the row.
+fn publish_span(topic: &str, row: &OutboxRow) -> tracing::Span {
+    let span = tracing::info_span!(
+        "outbox.publish",
+        otel.kind = "producer",
+        otel.status_code = tracing::field::Empty,
+        messaging.system = "kafka",
+        messaging.operation.type = "send",
+        messaging.destination.name = topic,
+        messaging.message.id = %row.event_id,
+        messaging.kafka.message.key = row.key.as_str(),
+        service.name = "user-service",
+    );
+    telemetry::continue_trace(&span, row.traceparent.as_deref());
+    span
+}
+
 fn outbox_row(row: &AnyRow) -> Result<OutboxRow, sqlx::Error> {
     let event_id: String = row.try_get("event_id")?;
     let created_at: i64 = row.try_get("created_at")?;
@@ -238,15 +263,20 @@ fn outbox_row(row: &AnyRow) -> Result<OutboxRow, sqlx::Error> {
     })
 }
 
-/// Deletes acknowledged rows one primary-key lookup at a time. A `DELETE … WHERE id IN
-/// (…)` may be planned as a scan on a small table, and a scan waits on rows that another
-/// replica's relay has claimed: a deadlock, after which the batch would be sent twice.
+/// Deletes acknowledged rows one primary-key lookup each, all sent in one round-trip. A
+/// `DELETE … WHERE id IN (…)` may be planned as a scan on a small table, and a scan waits
+/// on rows that another replica's relay has claimed: a deadlock, after which the batch
+/// would be sent twice. The ids are integers read from the table, so the text is safe.
 async fn delete(conn: &mut sqlx::AnyConnection, ids: &[i64]) -> Result<(), sqlx::Error> {
-    for id in ids {
-        sqlx::query("DELETE FROM outbox WHERE id = ?")
-            .bind(*id)
-            .execute(&mut *conn)
-            .await?;
+    if ids.is_empty() {
+        return Ok(());
     }
-    Ok(())
+    let statements: String = ids
+        .iter()
+        .map(|id| format!("DELETE FROM outbox WHERE id = {id};"))
+        .collect();
+    sqlx::raw_sql(sqlx::AssertSqlSafe(statements))
+        .execute(&mut *conn)
+        .await
+        .map(drop)
 }

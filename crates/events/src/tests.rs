@@ -136,3 +136,44 @@ fn the_json_schema_requires_every_body_field() {
         assert!(required.iter().any(|v| v == field), "{field} not required");
     }
 }
+
+mod properties {
+    use super::*;
+    use proptest::prelude::*;
+
+    fn header_name() -> impl Strategy<Value = String> {
+        prop_oneof![
+            Just("ce_id".to_owned()),
+            Just("ce_source".to_owned()),
+            Just("ce_type".to_owned()),
+            Just("ce_time".to_owned()),
+            Just("ce_specversion".to_owned()),
+            Just("traceparent".to_owned()),
+            "[a-z_-]{0,12}",
+        ]
+    }
+
+    proptest! {
+        /// Whatever arrives from Kafka, decoding answers Ok or Err and never panics.
+        #[test]
+        fn decoding_arbitrary_messages_never_panics(
+            payload in proptest::option::of(proptest::collection::vec(any::<u8>(), 0..300)),
+            headers in proptest::collection::vec((header_name(), proptest::option::of(proptest::collection::vec(any::<u8>(), 0..60))), 0..10),
+        ) {
+            let refs: Vec<Header<'_>> = headers.iter().map(|(k, v)| (k.as_str(), v.as_deref())).collect();
+            let _ = decode(payload.as_deref(), refs);
+        }
+
+        /// Any event the producer can build decodes back to itself.
+        #[test]
+        fn every_encodable_event_round_trips(name in "\\PC{1,100}", email in "[a-z]{1,20}@[a-z]{1,20}\\.[a-z]{2,5}", micros in 0i64..4_000_000_000_000_000) {
+            let time = DateTime::from_timestamp_micros(micros).expect("in range");
+            let attributes = Attributes::user_registered(Uuid::now_v7(), time, None);
+            let body = UserRegistered { user_id: Uuid::now_v7(), user_name: name, email, registered_at: time };
+            let headers = encode(&attributes);
+            let event = decode(Some(&body.to_json()), header_refs(&headers)).expect("decodes");
+            prop_assert_eq!(event.attributes, attributes);
+            prop_assert_eq!(event.body, body);
+        }
+    }
+}

@@ -19,9 +19,18 @@ pub struct CommonArgs {
     #[arg(long, env = "ADMIN_TOKEN", hide_env_values = true)]
     pub admin_token: Option<String>,
 
+    /// File holding the admin token (a mounted Secret); used when ADMIN_TOKEN is unset.
+    #[arg(long, env = "ADMIN_TOKEN_FILE")]
+    pub admin_token_file: Option<std::path::PathBuf>,
+
     /// Log format.
     #[arg(long, env = "LOG_FORMAT", value_enum, default_value_t = LogFormat::Pretty)]
     pub log_format: LogFormat,
+
+    /// OTLP/HTTP collector base URL (e.g. http://otel-collector:4318); traces are
+    /// exported only when set.
+    #[arg(long, env = "OTEL_EXPORTER_OTLP_ENDPOINT")]
+    pub otel_exporter_otlp_endpoint: Option<String>,
 
     /// Apply database migrations at start-up.
     #[arg(long, env = "RUN_MIGRATIONS", default_value_t = true, action = clap::ArgAction::Set)]
@@ -44,11 +53,28 @@ impl Default for CommonArgs {
     fn default() -> Self {
         Self {
             admin_token: None,
+            admin_token_file: None,
             log_format: LogFormat::Pretty,
+            otel_exporter_otlp_endpoint: None,
             run_migrations: true,
             migrate_only: false,
             healthcheck: false,
             shutdown_grace_seconds: 20,
         }
+    }
+}
+
+impl CommonArgs {
+    /// The admin token from `ADMIN_TOKEN`, else from `ADMIN_TOKEN_FILE` (trimmed).
+    pub fn admin_token(&self) -> anyhow::Result<Option<String>> {
+        if self.admin_token.is_some() {
+            return Ok(self.admin_token.clone());
+        }
+        let Some(path) = &self.admin_token_file else {
+            return Ok(None);
+        };
+        let text = std::fs::read_to_string(path)
+            .map_err(|e| anyhow::anyhow!("cannot read ADMIN_TOKEN_FILE {}: {e}", path.display()))?;
+        Ok(Some(text.trim().to_owned()).filter(|t| !t.is_empty()))
     }
 }

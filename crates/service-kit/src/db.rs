@@ -10,7 +10,7 @@ use sqlx::migrate::Migrator;
 use sqlx::{AnyPool, Executor};
 
 /// How long a request waits for the database before the service answers 503.
-pub const DB_TIMEOUT: Duration = Duration::from_millis(1200);
+pub const DB_TIMEOUT: Duration = Duration::from_secs(1);
 
 /// Runs several store calls under one request deadline of [`DB_TIMEOUT`]: a request made
 /// of a lookup and an insert still answers 503 within the deadline, not within twice it.

@@ -102,6 +102,9 @@ impl KafkaArgs {
             ("auto.offset.reset", "earliest"),
             ("session.timeout.ms", "10000"),
             ("heartbeat.interval.ms", "1000"),
+            // librdkafka prefetches up to 64 MiB by default, most of a catching-up
+            // consumer's memory; 16 MiB still holds seconds of events.
+            ("queued.max.messages.kbytes", "16384"),
         ]);
         config.set("group.id", group);
         config

@@ -8,6 +8,7 @@ pub mod db;
 pub mod health;
 pub mod http;
 pub mod kafka;
+pub mod limits;
 pub mod metrics;
 pub mod problem;
 pub mod shutdown;

@@ -10,7 +10,7 @@ use axum::http::header;
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use prometheus::{
-    Encoder, HistogramOpts, HistogramVec, IntCounterVec, Opts, Registry, TextEncoder,
+    Encoder, HistogramOpts, HistogramVec, IntCounterVec, IntGauge, Opts, Registry, TextEncoder,
     core::Collector,
 };
 
@@ -50,6 +50,13 @@ impl Metrics {
         };
         metrics.register(metrics.http_requests.clone())?;
         metrics.register(metrics.http_duration.clone())?;
+        // Dashboards divide process_cpu_seconds_total's rate by it: CPU as a share of
+        // what the process may use, whatever the machine or the pod's quota.
+        let cores = metrics.register(IntGauge::new(
+            "process_cpu_cores_available",
+            "CPU cores this process may use (CPU quota or affinity).",
+        )?)?;
+        cores.set(std::thread::available_parallelism().map_or(1, |n| n.get() as i64));
         Ok(metrics)
     }
 

@@ -56,6 +56,11 @@ impl Problem {
         problem
     }
 
+    /// Tells the client when to retry (`Retry-After`, seconds).
+    pub fn retry_after(&mut self, seconds: u64) {
+        self.retry_after_seconds = Some(seconds);
+    }
+
     /// A 500 that says nothing about the cause (which the caller logs).
     pub fn internal() -> Self {
         Self::new(

@@ -1,12 +1,14 @@
-//! Fault injection with real processes: the Kafka broker killed, MariaDB stopped, a
+//! Tests that need the real stack. Fault injection with real processes: the Kafka broker killed, MariaDB stopped, a
 //! service killed, replicas rebalanced, each in the middle of a stream of registrations.
-//! Every event is counted by id at the end: all delivered, each exactly once.
+//! Every event is counted by id at the end: all delivered, each exactly once. And
+//! (`sasl`) the platform on a SASL-authenticated Kafka listener.
 //!
 //! These tests stop the shared MariaDB and Kafka, so they run one at a time
 //! (`--test-threads=1`, as scripts/test.sh does) and only with
 //! `--features fault-tests` against the real backends.
 
 mod harness;
+mod sasl;
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};

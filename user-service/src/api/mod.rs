@@ -10,6 +10,7 @@ use axum::Router;
 use rdkafka::producer::FutureProducer;
 use service_kit::auth::AdminToken;
 use service_kit::db::Database;
+use service_kit::limits::RateLimiter;
 use service_kit::problem::Problem;
 use tokio::sync::Notify;
 use utoipa::OpenApi;
@@ -28,6 +29,8 @@ pub struct AppState {
     pub relay_wake: Arc<Notify>,
     pub metrics: UserMetrics,
     pub admin: AdminToken,
+    /// Per-client limit on registrations, when configured.
+    pub rate_limiter: Option<RateLimiter>,
 }
 
 #[derive(OpenApi)]
@@ -56,7 +59,7 @@ impl utoipa::Modify for BearerAuth {
 pub fn router(state: AppState) -> Router {
     let metrics = state.metrics.registry.clone();
     let routes = Router::new()
-        .merge(register::router())
+        .merge(register::router(state.rate_limiter.clone()))
         .merge(users::router(state.admin.clone()))
         .merge(health::router())
         .with_state(state);

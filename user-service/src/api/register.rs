@@ -1,14 +1,15 @@
 //! `POST /register/`: validate, commit user + outbox row, wake the relay, answer 201.
 
-use axum::Router;
 use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::post;
+use axum::{Router, middleware};
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use service_kit::db::{DbError, within_deadline};
 use service_kit::http::ApiJson;
+use service_kit::limits::{RateLimiter, rate_limit};
 use service_kit::problem::Problem;
 use utoipa::ToSchema;
 use uuid::Uuid;
@@ -46,10 +47,14 @@ impl From<User> for UserResponse {
     }
 }
 
-pub fn router() -> Router<AppState> {
-    Router::new()
+pub fn router(rate_limiter: Option<RateLimiter>) -> Router<AppState> {
+    let router = Router::new()
         .route("/register/", post(register))
-        .route("/register", post(register))
+        .route("/register", post(register));
+    match rate_limiter {
+        Some(limiter) => router.route_layer(middleware::from_fn_with_state(limiter, rate_limit)),
+        None => router,
+    }
 }
 
 /// Why a registration was refused; each variant documents its status.
@@ -131,6 +136,7 @@ const DUPLICATE_EMAIL: &str = "A user with this email already exists.";
         (status = 413, description = "Body over 16 KiB", body = Problem, content_type = "application/problem+json"),
         (status = 415, description = "Not JSON", body = Problem, content_type = "application/problem+json"),
         (status = 422, description = "Invalid fields, or a reused Idempotency-Key", body = Problem, content_type = "application/problem+json"),
+        (status = 429, description = "Too many registrations from this client", body = Problem, content_type = "application/problem+json"),
         (status = 503, description = "Database unavailable", body = Problem, content_type = "application/problem+json"),
     )
 )]
@@ -163,10 +169,15 @@ async fn register_within_deadline(
         location: format!("/users/{}", user.user_id),
         body: serde_json::to_string(&UserResponse::from(user.clone())).unwrap_or_default(),
     };
-    let traceparent = headers
-        .get("traceparent")
-        .and_then(|v| v.to_str().ok())
-        .map(str::to_owned);
+    // The event continues this request's trace: the server span's context (which already
+    // continues an incoming `traceparent`), or with traces off the caller's header as is.
+    let traceparent =
+        service_kit::telemetry::traceparent(&tracing::Span::current()).or_else(|| {
+            headers
+                .get(service_kit::telemetry::TRACEPARENT)
+                .and_then(|v| v.to_str().ok())
+                .map(str::to_owned)
+        });
     let remember = key.as_deref().map(|k| (k, &response));
     match state.store.register(&user, traceparent, remember).await {
         Ok(()) => {}

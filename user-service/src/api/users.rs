@@ -59,9 +59,9 @@ fn db_problem(error: &DbError) -> Problem {
     security(("admin_token" = [])),
     responses(
         (status = 200, body = UserResponse),
-        (status = 400, body = Problem, description = "Not a UUID"),
-        (status = 401, body = Problem, description = "Missing or wrong token"),
-        (status = 404, body = Problem, description = "No such user"),
+        (status = 400, body = Problem, description = "Not a UUID", content_type = "application/problem+json"),
+        (status = 401, body = Problem, description = "Missing or wrong token", content_type = "application/problem+json"),
+        (status = 404, body = Problem, description = "No such user", content_type = "application/problem+json"),
     )
 )]
 pub async fn get_user(
@@ -85,8 +85,8 @@ pub async fn get_user(
     security(("admin_token" = [])),
     responses(
         (status = 200, body = UserPage),
-        (status = 400, body = Problem, description = "Bad query parameters"),
-        (status = 401, body = Problem, description = "Missing or wrong token"),
+        (status = 400, body = Problem, description = "Bad query parameters", content_type = "application/problem+json"),
+        (status = 401, body = Problem, description = "Missing or wrong token", content_type = "application/problem+json"),
     )
 )]
 pub async fn list_users(

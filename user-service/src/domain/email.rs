@@ -23,7 +23,7 @@ impl Email {
         if email.chars().any(char::is_control) || !email.validate_email() {
             return Err(EmailError::Invalid);
         }
-        Ok(Self(email.to_owned()))
+        Ok(Self(normalise(email)))
     }
 
     /// Rebuilds an address read back from the database, where it was stored valid.
@@ -34,6 +34,15 @@ impl Email {
     /// The uniqueness key: the address lower-cased, so `Ada@X.org` and `ada@x.org` clash.
     pub fn key(&self) -> String {
         self.0.to_lowercase()
+    }
+}
+
+/// Lower-cases the domain (case-insensitive by RFC 5321); the local part is kept as
+/// written, since only the receiving server may interpret it.
+fn normalise(email: &str) -> String {
+    match email.rsplit_once('@') {
+        Some((local, domain)) => format!("{local}@{}", domain.to_lowercase()),
+        None => email.to_owned(),
     }
 }
 
@@ -73,6 +82,14 @@ mod tests {
     fn addresses_over_254_characters_are_rejected() {
         let long = format!("{}@example.com", "a".repeat(250));
         assert_eq!(Email::parse(&long), Err(EmailError::TooLong));
+    }
+
+    #[test]
+    fn the_domain_is_lower_cased_and_the_local_part_kept() {
+        assert_eq!(
+            Email::parse("Ada.L@Example.COM").expect("valid").as_ref(),
+            "Ada.L@example.com"
+        );
     }
 
     #[test]

@@ -59,3 +59,29 @@ mod tests {
         assert_eq!(user.email.key(), "ada@example.com");
     }
 }
+
+#[cfg(test)]
+mod properties {
+    use super::*;
+    use proptest::prelude::*;
+
+    proptest! {
+        /// Any input is either rejected with field errors or yields values that keep the
+        /// invariants; parsing never panics.
+        #[test]
+        fn parsing_keeps_the_invariants_or_reports_errors(name in "\\PC{0,120}|[\\x00-\\x7f]{0,120}", email in "\\PC{0,300}|[a-zA-Z0-9.+-]{1,70}@[a-zA-Z0-9.-]{1,70}") {
+            match NewUser::parse(&name, &email) {
+                Ok(user) => {
+                    let n = user.user_name.as_ref();
+                    prop_assert!(!n.is_empty() && n.chars().count() <= 100);
+                    prop_assert!(!n.chars().any(char::is_control));
+                    prop_assert_eq!(n, n.trim());
+                    let e = user.email.as_ref();
+                    prop_assert!(e.chars().count() <= 254 && e.contains('@'));
+                    prop_assert_eq!(user.email.key(), e.to_lowercase());
+                }
+                Err(errors) => prop_assert!(!errors.is_empty()),
+            }
+        }
+    }
+}
