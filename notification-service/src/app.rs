@@ -16,6 +16,7 @@ use tokio::net::TcpListener;
 use crate::api::{AppState, router};
 use crate::config::Config;
 use crate::consumer::{KafkaConsumer, RebalanceCommit, StatusBoard, Worker, report_lag};
+use crate::delivery::Channel;
 use crate::metrics::NotificationMetrics;
 use crate::store::NotificationStore;
 
@@ -48,9 +49,11 @@ impl Application {
         let consumer: KafkaConsumer = config
             .kafka
             .consumer_config(&config.group_id)
-            .create_with_context(RebalanceCommit)
+            .create_with_context(RebalanceCommit::default())
             .context("invalid Kafka consumer settings")?;
         let consumer = Arc::new(consumer);
+        let channel = Channel::new(config.channel, &config.smtp, &config.webhook)
+            .context("invalid delivery channel settings")?;
         let dead_letters: FutureProducer = config
             .kafka
             .producer_config()
@@ -67,13 +70,13 @@ impl Application {
             group_id: config.group_id.clone(),
             topic: config.kafka.topic.clone(),
             metrics: metrics.clone(),
-            admin: AdminToken::new(config.common.admin_token.as_deref()),
+            admin: AdminToken::new(config.common.admin_token()?.as_deref()),
         };
         let worker = Worker {
             consumer,
             topic: config.kafka.topic.clone(),
             store,
-            channel: config.channel,
+            channel,
             dead_letters,
             dlq_topic: events::dlq_topic(&config.kafka.topic),
             metrics,

@@ -8,7 +8,7 @@ use service_kit::config::CommonArgs;
 use service_kit::kafka::KafkaArgs;
 
 use crate::consumer::RetryPolicy;
-use crate::delivery::Channel;
+use crate::delivery::{ChannelKind, SmtpArgs, WebhookArgs};
 
 #[derive(Debug, Clone, Parser)]
 #[command(
@@ -46,8 +46,14 @@ pub struct Config {
     pub group_id: String,
 
     /// Channel that delivers welcome notifications.
-    #[arg(long, env = "NOTIFY_CHANNEL", value_enum, default_value_t = Channel::Log)]
-    pub channel: Channel,
+    #[arg(long, env = "NOTIFY_CHANNEL", value_enum, default_value_t = ChannelKind::Log)]
+    pub channel: ChannelKind,
+
+    #[command(flatten)]
+    pub smtp: SmtpArgs,
+
+    #[command(flatten)]
+    pub webhook: WebhookArgs,
 
     /// Delivery attempts before an event goes to the dead-letter topic.
     #[arg(long, env = "DELIVERY_MAX_ATTEMPTS", default_value_t = 5)]
@@ -68,7 +74,9 @@ impl Config {
             kafka,
             common: CommonArgs::default(),
             group_id: "notification-service".to_owned(),
-            channel: Channel::Log,
+            channel: ChannelKind::Log,
+            smtp: SmtpArgs::default(),
+            webhook: WebhookArgs::default(),
             delivery_max_attempts: 5,
             delivery_retry_base_ms: 200,
         }

@@ -10,7 +10,15 @@
 //! * An undecodable message goes to the dead-letter topic at once; a delivery that keeps
 //!   failing goes there after bounded retries, so one bad message never stops the stream.
 //!   A database outage is retried without limit: skipping would lose the event.
+//! * Retries keep the partition's order: while one event is retried, later events of its
+//!   partition wait. The wait is bounded by `DELIVERY_MAX_ATTEMPTS` attempts, each bounded
+//!   by the channel's timeout, with backoff capped at 10 s; shutdown interrupts it.
+//! * `POST /consumer/pause` stops fetching from every assigned partition while keeping
+//!   the group membership; partitions assigned by a later rebalance are paused too.
 
+mod batch;
+
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, Weak};
 use std::time::Duration;
 
@@ -28,6 +36,7 @@ use rdkafka::{ClientContext, Offset, TopicPartitionList};
 use serde::Serialize;
 use service_kit::Shutdown;
 use service_kit::db::DbError;
+use tracing::Instrument;
 use utoipa::ToSchema;
 
 use crate::delivery::{Channel, DeliveryError};
@@ -36,8 +45,18 @@ use crate::store::{Notification, NotificationStore, Recorded};
 
 pub type KafkaConsumer = StreamConsumer<RebalanceCommit>;
 
-/// Commits stored offsets before partitions are taken away.
-pub struct RebalanceCommit;
+/// Commits stored offsets before partitions are taken away, and keeps a paused consumer
+/// paused across rebalances.
+#[derive(Debug, Default)]
+pub struct RebalanceCommit {
+    paused: AtomicBool,
+}
+
+impl RebalanceCommit {
+    pub fn is_paused(&self) -> bool {
+        self.paused.load(Ordering::SeqCst)
+    }
+}
 
 impl ClientContext for RebalanceCommit {}
 
@@ -49,11 +68,36 @@ impl ConsumerContext for RebalanceCommit {
         }
     }
 
-    fn post_rebalance(&self, _: &BaseConsumer<Self>, rebalance: &Rebalance<'_>) {
+    fn post_rebalance(&self, consumer: &BaseConsumer<Self>, rebalance: &Rebalance<'_>) {
         if let Rebalance::Assign(partitions) = rebalance {
             tracing::info!(partitions = partitions.count(), "partitions assigned");
+            if self.is_paused()
+                && let Err(error) = consumer.pause(partitions)
+            {
+                tracing::warn!(%error, "could not pause newly assigned partitions");
+            }
         }
     }
+}
+
+/// Pauses or resumes fetching from every assigned partition; the group membership stays.
+/// The flag is set first, so that a rebalance racing with this call applies it too. An
+/// event already being handled is finished. Blocking: call it from `spawn_blocking`.
+pub fn set_paused(consumer: &KafkaConsumer, paused: bool) -> KafkaResult<()> {
+    consumer.context().paused.store(paused, Ordering::SeqCst);
+    let assignment = consumer.assignment()?;
+    if paused {
+        consumer.pause(&assignment)?;
+    } else {
+        consumer.resume(&assignment)?;
+    }
+    tracing::info!(
+        paused,
+        partitions = assignment.count(),
+        "consumer fetching {}",
+        if paused { "paused" } else { "resumed" }
+    );
+    Ok(())
 }
 
 /// Commits the stored offsets now; "nothing to commit" is not an error.
@@ -93,7 +137,7 @@ pub struct Counters {
     pub failed: u64,
     pub dead_lettered: u64,
     pub last_error: Option<String>,
-    /// `starting`, `running` or `stopped`.
+    /// `starting`, `running`, `paused` or `stopped`.
     pub state: &'static str,
 }
 
@@ -165,11 +209,9 @@ impl Worker {
             };
             match message {
                 Ok(message) => {
-                    if !self.handle(&message, &shutdown).await {
+                    let batch = self.ready_batch(message);
+                    if !self.handle_batch(&batch, &shutdown).await {
                         break;
-                    }
-                    if let Err(error) = self.consumer.store_offset_from_message(&message) {
-                        tracing::warn!(%error, "could not store offset");
                     }
                 }
                 Err(error) => {
@@ -192,7 +234,26 @@ impl Worker {
 
     /// Handles one message to completion. Returns `false` only when shutdown interrupted
     /// it: then its offset is not stored and the event is redelivered later.
-    async fn handle(&self, message: &BorrowedMessage<'_>, shutdown: &Shutdown) -> bool {
+    /// `failed` is a delivery attempt already made (by the batch path): it counts as the
+    /// first of `DELIVERY_MAX_ATTEMPTS`.
+    async fn handle(
+        &self,
+        message: &BorrowedMessage<'_>,
+        shutdown: &Shutdown,
+        failed: Option<DeliveryError>,
+    ) -> bool {
+        let span = crate::spans::consume(message);
+        self.handle_traced(message, shutdown, failed)
+            .instrument(span)
+            .await
+    }
+
+    async fn handle_traced(
+        &self,
+        message: &BorrowedMessage<'_>,
+        shutdown: &Shutdown,
+        mut failed: Option<DeliveryError>,
+    ) -> bool {
         let event = match decode(message) {
             Ok(event) => event,
             Err(error) => {
@@ -206,7 +267,11 @@ impl Worker {
         let mut attempt = 0;
         loop {
             attempt += 1;
-            let error = match self.process(&event).await {
+            let result = match failed.take() {
+                Some(error) => Err(HandleError::Delivery(error)),
+                None => self.process(&event).await,
+            };
+            let error = match result {
                 Ok(outcome) => {
                     self.finish(&event, outcome);
                     return true;
@@ -239,7 +304,8 @@ impl Worker {
         if self.store.is_delivered(event.attributes.id).await? {
             return Ok(Outcome::Duplicate);
         }
-        self.channel.deliver(&event.body).await?;
+        let span = crate::spans::deliver(self.channel.name());
+        self.channel.deliver(event).instrument(span).await?;
         self.metrics
             .notifications_sent
             .with_label_values(&[self.channel.name(), "ok"])
@@ -410,6 +476,9 @@ pub async fn report_lag(
     interval: Duration,
     shutdown: Shutdown,
 ) {
+    // Partitions taken away in a rebalance lose their series: their lag is the new
+    // owner's to report, and a frozen value would add up in sum(kafka_consumer_lag).
+    let mut reported: Vec<[String; 2]> = Vec::new();
     loop {
         tokio::select! {
             () = shutdown.wait() => return,
@@ -421,12 +490,22 @@ pub async fn report_lag(
         if let Ok(Ok(partitions)) =
             tokio::task::spawn_blocking(move || partition_status(&consumer)).await
         {
-            for p in partitions {
+            let current: Vec<[String; 2]> = partitions
+                .iter()
+                .map(|p| [p.topic.clone(), p.partition.to_string()])
+                .collect();
+            for gone in reported.iter().filter(|labels| !current.contains(labels)) {
+                let _ = metrics
+                    .consumer_lag
+                    .remove_label_values(&[gone[0].as_str(), gone[1].as_str()]);
+            }
+            for (p, [topic, partition]) in partitions.iter().zip(&current) {
                 metrics
                     .consumer_lag
-                    .with_label_values(&[p.topic.as_str(), &p.partition.to_string()])
+                    .with_label_values(&[topic.as_str(), partition.as_str()])
                     .set(p.lag);
             }
+            reported = current;
         }
     }
 }

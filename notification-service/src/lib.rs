@@ -7,6 +7,7 @@ pub mod config;
 pub mod consumer;
 pub mod delivery;
 pub mod metrics;
+pub mod spans;
 pub mod store;
 
 pub use app::Application;

@@ -10,7 +10,11 @@ async fn main() -> ExitCode {
     if config.common.healthcheck {
         return exit_code(service_kit::http::probe_live(config.http_addr).await);
     }
-    service_kit::telemetry::init(config.common.log_format);
+    let telemetry = service_kit::telemetry::init(
+        config.common.log_format,
+        config.common.otel_exporter_otlp_endpoint.as_deref(),
+        "notification-service",
+    );
     let result = if config.common.migrate_only {
         app::connect_and_migrate(&config).await.map(drop)
     } else {
@@ -23,6 +27,7 @@ async fn main() -> ExitCode {
     if let Err(error) = &result {
         tracing::error!(error = ?error, "notification-service failed");
     }
+    telemetry.shutdown();
     exit_code(result.is_ok())
 }
 

@@ -1,5 +1,7 @@
 //! Delivered notifications; the unique event id is the consumer's dedupe record.
 
+use std::collections::HashSet;
+
 use chrono::{DateTime, Utc};
 use service_kit::db::{Database, DbError};
 use sqlx::Row;
@@ -65,6 +67,56 @@ impl NotificationStore {
         }
     }
 
+    /// Which of `event_ids` were already delivered: one query for a whole batch.
+    pub async fn delivered_among(&self, event_ids: &[Uuid]) -> Result<HashSet<Uuid>, DbError> {
+        if event_ids.is_empty() {
+            return Ok(HashSet::new());
+        }
+        let sql = format!(
+            "SELECT event_id FROM notifications WHERE event_id IN ({})",
+            placeholders(event_ids.len(), 1)
+        );
+        let query = event_ids
+            .iter()
+            .fold(sqlx::query(sqlx::AssertSqlSafe(sql)), |q, id| {
+                q.bind(id.to_string())
+            })
+            .fetch_all(self.db.pool());
+        self.db
+            .timed(query)
+            .await?
+            .iter()
+            .map(|row| uuid(row, "event_id"))
+            .collect()
+    }
+
+    /// Records many deliveries in one statement (one commit). A unique violation means
+    /// some were recorded meanwhile: nothing is written, and the caller records them one
+    /// by one with [`Self::record`].
+    pub async fn record_all(&self, notifications: &[Notification]) -> Result<(), DbError> {
+        if notifications.is_empty() {
+            return Ok(());
+        }
+        let sql = format!(
+            "INSERT INTO notifications (event_id, user_id, user_name, email, channel, event_time, delivered_at) \
+             VALUES {}",
+            placeholders(notifications.len(), 7)
+        );
+        let query = notifications
+            .iter()
+            .fold(sqlx::query(sqlx::AssertSqlSafe(sql)), |q, n| {
+                q.bind(n.event_id.to_string())
+                    .bind(n.user_id.to_string())
+                    .bind(n.user_name.clone())
+                    .bind(n.email.clone())
+                    .bind(n.channel.clone())
+                    .bind(n.event_time.timestamp_micros())
+                    .bind(n.delivered_at.timestamp_micros())
+            })
+            .execute(self.db.pool());
+        self.db.timed(query).await.map(drop)
+    }
+
     /// The latest `limit` notifications, newest first.
     pub async fn latest(&self, limit: u32) -> Result<Vec<Notification>, DbError> {
         let query = sqlx::query(
@@ -75,6 +127,16 @@ impl NotificationStore {
         .fetch_all(self.db.pool());
         self.db.timed(query).await?.iter().map(from_row).collect()
     }
+}
+
+/// `rows` groups of `columns` placeholders: `?` or `(?, ?), (?, ?)`.
+fn placeholders(rows: usize, columns: usize) -> String {
+    let row = if columns == 1 {
+        "?".to_owned()
+    } else {
+        format!("({})", vec!["?"; columns].join(", "))
+    };
+    vec![row; rows].join(", ")
 }
 
 fn uuid(row: &AnyRow, column: &str) -> Result<Uuid, DbError> {

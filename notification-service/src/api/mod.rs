@@ -35,7 +35,13 @@ pub struct AppState {
         title = "notification-service",
         description = "Consumes UserRegistered events and sends welcome notifications."
     ),
-    paths(notifications::list, consumer::status, health::ready),
+    paths(
+        notifications::list,
+        consumer::status,
+        consumer::pause,
+        consumer::resume,
+        health::ready
+    ),
     components(schemas(Problem))
 )]
 pub struct ApiDoc;
@@ -45,7 +51,7 @@ pub fn router(state: AppState) -> Router {
     let metrics = state.metrics.registry.clone();
     let routes = Router::new()
         .merge(notifications::router(state.admin.clone()))
-        .merge(consumer::router())
+        .merge(consumer::router(state.admin.clone()))
         .merge(health::router())
         .with_state(state);
     service_kit::http::finish(routes, metrics, ApiDoc::openapi())

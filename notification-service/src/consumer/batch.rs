@@ -1,0 +1,187 @@
+//! The fast path of the consumer: the messages already fetched are handled together, with
+//! one dedupe query and one insert for all of them instead of two round-trips per event.
+//!
+//! It keeps the offset policy: offsets are stored, in order, only after the events were
+//! delivered and recorded or found to be duplicates. Anything unusual (an undecodable
+//! message, a delivery failure, a database error, a concurrent record) hands the rest of
+//! the batch to the one-at-a-time path with its retries and dead letters.
+
+use std::collections::HashSet;
+
+use chrono::Utc;
+use events::Event;
+use futures::FutureExt;
+use rdkafka::consumer::Consumer;
+use rdkafka::message::BorrowedMessage;
+use service_kit::Shutdown;
+use tracing::Instrument;
+use uuid::Uuid;
+
+use super::{Worker, decode};
+use crate::delivery::DeliveryError;
+use crate::metrics::Outcome;
+use crate::store::{Notification, Recorded};
+
+/// Most messages handled together.
+const MAX_BATCH: usize = 500;
+
+impl Worker {
+    /// `first` and the messages that are already fetched, without waiting for more.
+    pub(super) fn ready_batch<'c>(
+        &'c self,
+        first: BorrowedMessage<'c>,
+    ) -> Vec<BorrowedMessage<'c>> {
+        let mut batch = vec![first];
+        while batch.len() < MAX_BATCH {
+            match self.consumer.recv().now_or_never() {
+                Some(Ok(message)) => batch.push(message),
+                Some(Err(error)) => {
+                    tracing::warn!(%error, "consumer error");
+                    self.status.error(&error);
+                    break;
+                }
+                None => break,
+            }
+        }
+        batch
+    }
+
+    /// Handles `batch` and stores its offsets. Returns `false` only when shutdown
+    /// interrupted it; offsets of unhandled events are then not stored.
+    pub(super) async fn handle_batch(
+        &self,
+        batch: &[BorrowedMessage<'_>],
+        shutdown: &Shutdown,
+    ) -> bool {
+        let (handled, mut failed) = match batch.iter().map(decode).collect::<Result<Vec<_>, _>>() {
+            Ok(events) if batch.len() > 1 => self.fast(batch, &events).await,
+            _ => (0, None),
+        };
+        for message in &batch[handled..] {
+            // The failed attempt belongs to the first event the fast path did not handle.
+            if !self.handle(message, shutdown, failed.take()).await {
+                return false;
+            }
+            self.store_offset(message);
+        }
+        true
+    }
+
+    /// Handles a prefix of the batch together and returns its length: up to the first
+    /// delivery failure (returned too: it is that event's first attempt), or 0 when the
+    /// database failed (the whole batch then takes the slow path, which re-delivers what
+    /// was delivered but not recorded, as it does after any store error).
+    async fn fast(
+        &self,
+        batch: &[BorrowedMessage<'_>],
+        events: &[Event],
+    ) -> (usize, Option<DeliveryError>) {
+        let ids: Vec<_> = events.iter().map(|e| e.attributes.id).collect();
+        let mut seen = match self.store.delivered_among(&ids).await {
+            Ok(delivered) => delivered,
+            Err(error) => {
+                tracing::warn!(%error, "batch dedupe failed; handling one by one");
+                return (0, None);
+            }
+        };
+        let mut new = Vec::new();
+        let mut failed = None;
+        let mut outcomes = Vec::with_capacity(events.len());
+        for (message, event) in batch.iter().zip(events) {
+            if seen.contains(&event.attributes.id) {
+                outcomes.push(Outcome::Duplicate);
+                continue;
+            }
+            if let Err(error) = self.deliver(message, event).await {
+                failed = Some(error);
+                break;
+            }
+            seen.insert(event.attributes.id);
+            new.push(notification(event, self.channel.name()));
+            outcomes.push(Outcome::Delivered);
+        }
+        let Some(recorded_before) = self.record(&new).await else {
+            return (0, None);
+        };
+        for ((message, event), mut outcome) in
+            batch.iter().zip(events).zip(outcomes.iter().copied())
+        {
+            if outcome == Outcome::Delivered && recorded_before.contains(&event.attributes.id) {
+                outcome = Outcome::Duplicate;
+            }
+            self.finish(event, outcome);
+            self.store_offset(message);
+        }
+        (outcomes.len(), failed)
+    }
+
+    /// Records `new` in one statement. Returns the event ids that another consumer had
+    /// recorded meanwhile (found one by one after a unique violation), or `None` when the
+    /// database failed.
+    async fn record(&self, new: &[Notification]) -> Option<HashSet<Uuid>> {
+        let error = match self.store.record_all(new).await {
+            Ok(()) => return Some(HashSet::new()),
+            Err(error) => error,
+        };
+        if !error.is_unique_violation() {
+            tracing::warn!(%error, "batch record failed; handling one by one");
+            return None;
+        }
+        let mut recorded_before = HashSet::new();
+        for n in new {
+            match self.store.record(n).await {
+                Ok(Recorded::New) => {}
+                Ok(Recorded::Duplicate) => {
+                    recorded_before.insert(n.event_id);
+                }
+                Err(error) => {
+                    tracing::warn!(%error, "record failed; handling one by one");
+                    return None;
+                }
+            }
+        }
+        Some(recorded_before)
+    }
+
+    fn store_offset(&self, message: &BorrowedMessage<'_>) {
+        if let Err(error) = self.consumer.store_offset_from_message(message) {
+            tracing::warn!(%error, "could not store offset");
+        }
+    }
+
+    /// Delivers one event; on failure the slow path retries it.
+    async fn deliver(
+        &self,
+        message: &BorrowedMessage<'_>,
+        event: &Event,
+    ) -> Result<(), DeliveryError> {
+        // The delivery span must be created inside the consume span to be its child.
+        let consume = crate::spans::consume(message);
+        let span = consume.in_scope(|| crate::spans::deliver(self.channel.name()));
+        let result = self
+            .channel
+            .deliver(event)
+            .instrument(span)
+            .instrument(consume)
+            .await;
+        if result.is_ok() {
+            self.metrics
+                .notifications_sent
+                .with_label_values(&[self.channel.name(), "ok"])
+                .inc();
+        }
+        result
+    }
+}
+
+fn notification(event: &Event, channel: &str) -> Notification {
+    Notification {
+        event_id: event.attributes.id,
+        user_id: event.body.user_id,
+        user_name: event.body.user_name.clone(),
+        email: event.body.email.clone(),
+        channel: channel.to_owned(),
+        event_time: event.attributes.time,
+        delivered_at: Utc::now(),
+    }
+}
