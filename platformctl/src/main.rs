@@ -1,5 +1,7 @@
 //! platformctl: runs the embedded platform (`up`, the default) and operates a running one.
 
+mod dlq;
+mod load;
 mod topics;
 mod up;
 
@@ -26,6 +28,11 @@ enum Command {
     /// Manage Kafka topics.
     #[command(subcommand)]
     Topics(topics::TopicsCommand),
+    /// Inspect and replay the dead-letter topic.
+    #[command(subcommand)]
+    Dlq(dlq::DlqCommand),
+    /// Load-test `POST /register/` and report throughput and latency percentiles.
+    Load(Box<load::LoadArgs>),
 }
 
 #[tokio::main]
@@ -37,6 +44,8 @@ async fn main() -> ExitCode {
     let result = match command {
         Command::Up(args) => up::run(args).await,
         Command::Topics(command) => topics::run(command).await,
+        Command::Dlq(command) => dlq::run(command).await,
+        Command::Load(args) => load::run(*args).await,
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

@@ -24,7 +24,9 @@ pub struct CreateArgs {
 }
 
 pub async fn run(command: TopicsCommand) -> anyhow::Result<()> {
-    service_kit::telemetry::init(service_kit::config::LogFormat::Pretty);
+    // A one-shot command: logs only, no traces.
+    let _telemetry =
+        service_kit::telemetry::init(service_kit::config::LogFormat::Pretty, None, "platformctl");
     match command {
         TopicsCommand::Create(args) => {
             let dlq = events::dlq_topic(&args.kafka.topic);

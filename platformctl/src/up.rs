@@ -59,6 +59,12 @@ pub struct UpArgs {
     /// Log format.
     #[arg(long, env = "LOG_FORMAT", value_enum, default_value_t = LogFormat::Pretty)]
     log_format: LogFormat,
+
+    /// OTLP/HTTP collector base URL; traces are exported only when set. Both services
+    /// share this process's resource (`service.name=platformctl`); each span carries a
+    /// `service.name` attribute naming its service.
+    #[arg(long, env = "OTEL_EXPORTER_OTLP_ENDPOINT")]
+    otel_exporter_otlp_endpoint: Option<String>,
 }
 
 /// The broker: a mock cluster kept alive for the run, or real brokers.
@@ -102,7 +108,17 @@ fn sqlite_url(dir: &std::path::Path, file: &str) -> String {
 }
 
 pub async fn run(args: UpArgs) -> anyhow::Result<()> {
-    service_kit::telemetry::init(args.log_format);
+    let telemetry = service_kit::telemetry::init(
+        args.log_format,
+        args.otel_exporter_otlp_endpoint.as_deref(),
+        "platformctl",
+    );
+    let result = run_platform(args).await;
+    telemetry.shutdown();
+    result
+}
+
+async fn run_platform(args: UpArgs) -> anyhow::Result<()> {
     std::fs::create_dir_all(&args.data_dir)
         .with_context(|| format!("cannot create {}", args.data_dir.display()))?;
     let broker = Broker::start(&args).await?;

@@ -1,0 +1,214 @@
+//! `platformctl load`: drives `POST /register/` (or, with `--database-url`, the same
+//! registration transaction directly through the store) at a fixed concurrency or rate,
+//! and reports throughput and latency percentiles from an HDR histogram. `--verify` then
+//! waits until every created user was notified and checks each exactly once.
+
+mod progress;
+mod report;
+mod target;
+mod verify;
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+use clap::Parser;
+use hdrhistogram::Histogram;
+
+use report::{Report, Summary};
+use target::{Outcome, Target};
+
+#[derive(Debug, Clone, Parser)]
+pub struct LoadArgs {
+    /// user-service base URL.
+    #[arg(
+        long,
+        env = "USER_SERVICE_URL",
+        default_value = "http://127.0.0.1:8000"
+    )]
+    url: String,
+
+    /// Skip HTTP and Kafka: run the registration transaction (user + outbox row) straight
+    /// against this database through the user-service store. This is the ceiling the
+    /// HTTP path is measured against.
+    #[arg(long, hide_env_values = true, conflicts_with = "verify")]
+    database_url: Option<String>,
+
+    /// Requests in flight at once (one keep-alive connection each).
+    #[arg(long, short = 'c', default_value_t = 8)]
+    concurrency: usize,
+
+    /// Target rate in requests per second over all connections (default: as fast as
+    /// possible). Latency is then measured from each request's scheduled start, so a
+    /// stalled server cannot hide queueing delay.
+    #[arg(long)]
+    rate: Option<f64>,
+
+    /// Requests to send (default 1000 unless `--duration` is given).
+    #[arg(long, short = 'n')]
+    count: Option<u64>,
+
+    /// Seconds to run; with `--count`, whichever ends first.
+    #[arg(long)]
+    duration: Option<f64>,
+
+    /// Tag in the generated emails (default: random), so runs never collide.
+    #[arg(long)]
+    run_id: Option<String>,
+
+    /// Print the report as JSON on stdout.
+    #[arg(long)]
+    json: bool,
+
+    /// After the run, wait until every created user was notified and check that each
+    /// was notified exactly once; also measures end-to-end latency.
+    #[arg(long)]
+    verify: bool,
+
+    #[command(flatten)]
+    verify_args: verify::VerifyArgs,
+}
+
+/// What each worker collected.
+struct Tally {
+    latency: Histogram<u64>,
+    statuses: BTreeMap<String, u64>,
+    created: Vec<verify::Created>,
+}
+
+impl Tally {
+    fn new() -> Self {
+        Self {
+            latency: new_histogram(),
+            statuses: BTreeMap::new(),
+            created: Vec::new(),
+        }
+    }
+
+    fn merge(&mut self, other: Self) {
+        let _ = self.latency.add(&other.latency);
+        for (status, n) in other.statuses {
+            *self.statuses.entry(status).or_default() += n;
+        }
+        self.created.extend(other.created);
+    }
+}
+
+/// Microsecond histogram from 1 µs to 1 h at 3 significant digits.
+pub(crate) fn new_histogram() -> Histogram<u64> {
+    Histogram::new_with_bounds(1, 3_600_000_000, 3).expect("valid histogram bounds")
+}
+
+/// Shared by the workers: which request is next, when the run ends, live counters.
+struct Plan {
+    next: AtomicU64,
+    count: u64,
+    start: Instant,
+    deadline: Option<Instant>,
+    rate: Option<f64>,
+    progress: Arc<progress::Counters>,
+}
+
+impl Plan {
+    /// The next request number and, with a rate, when it is due; `None` when done.
+    fn ticket(&self) -> Option<(u64, Option<Instant>)> {
+        let n = self.next.fetch_add(1, Ordering::Relaxed);
+        let due = self
+            .rate
+            .map(|rate| self.start + Duration::from_secs_f64(n as f64 / rate));
+        let late = |at: Instant| self.deadline.is_some_and(|d| at >= d);
+        if n >= self.count || late(due.unwrap_or_else(Instant::now)) {
+            return None;
+        }
+        Some((n, due))
+    }
+}
+
+pub async fn run(args: LoadArgs) -> anyhow::Result<()> {
+    anyhow::ensure!(args.concurrency > 0, "--concurrency must be at least 1");
+    anyhow::ensure!(args.rate.is_none_or(|r| r > 0.0), "--rate must be positive");
+    let run_id = args
+        .run_id
+        .clone()
+        .unwrap_or_else(|| uuid::Uuid::new_v4().simple().to_string()[..12].to_owned());
+    let target = Arc::new(Target::connect(&args, &run_id).await?);
+    let plan = Arc::new(plan(&args));
+    let ticker = progress::spawn(plan.progress.clone(), plan.count, !args.json);
+    let tally = drive(&target, &plan).await;
+    let elapsed = plan.start.elapsed();
+    ticker.abort();
+    progress::finish();
+
+    let mut report = Report::new(&args, &run_id, target.name(), elapsed, &tally);
+    if args.verify {
+        report.verify = Some(verify::check(&args.verify_args, &run_id, &tally.created).await?);
+    }
+    report.print(args.json)?;
+    anyhow::ensure!(report.passed(), "load run failed: see the report");
+    Ok(())
+}
+
+fn plan(args: &LoadArgs) -> Plan {
+    let count = match (args.count, args.duration) {
+        (Some(count), _) => count,
+        (None, Some(_)) => u64::MAX,
+        (None, None) => 1000,
+    };
+    let start = Instant::now();
+    Plan {
+        next: AtomicU64::new(0),
+        count,
+        start,
+        deadline: args
+            .duration
+            .map(|secs| start + Duration::from_secs_f64(secs)),
+        rate: args.rate,
+        progress: Arc::default(),
+    }
+}
+
+async fn drive(target: &Arc<Target>, plan: &Arc<Plan>) -> Tally {
+    let workers: Vec<_> = (0..target.concurrency())
+        .map(|_| tokio::spawn(worker(target.clone(), plan.clone())))
+        .collect();
+    let mut tally = Tally::new();
+    for worker in futures::future::join_all(workers).await {
+        tally.merge(worker.expect("load worker panicked"));
+    }
+    tally
+}
+
+async fn worker(target: Arc<Target>, plan: Arc<Plan>) -> Tally {
+    let mut tally = Tally::new();
+    while let Some((n, due)) = plan.ticket() {
+        if let Some(due) = due {
+            tokio::time::sleep_until(due.into()).await;
+        }
+        let sent = due.unwrap_or_else(Instant::now);
+        let sent_at = chrono::Utc::now();
+        let outcome = target.register(n).await;
+        let micros = u64::try_from(sent.elapsed().as_micros()).unwrap_or(u64::MAX);
+        tally.latency.saturating_record(micros.max(1));
+        plan.progress.record(outcome.is_created());
+        *tally.statuses.entry(outcome.label()).or_default() += 1;
+        if let Outcome::Created(user_id) = outcome {
+            tally.created.push(verify::Created { user_id, sent_at });
+        }
+    }
+    tally
+}
+
+impl Summary {
+    fn of(histogram: &Histogram<u64>) -> Self {
+        let ms = |micros: u64| micros as f64 / 1000.0;
+        Self {
+            p50: ms(histogram.value_at_quantile(0.50)),
+            p90: ms(histogram.value_at_quantile(0.90)),
+            p99: ms(histogram.value_at_quantile(0.99)),
+            p999: ms(histogram.value_at_quantile(0.999)),
+            max: ms(histogram.max()),
+            mean: histogram.mean() / 1000.0,
+        }
+    }
+}

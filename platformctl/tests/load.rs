@@ -1,0 +1,76 @@
+//! `platformctl load --verify` against both services built in this process: 200
+//! registrations, each notified exactly once.
+
+use std::process::Stdio;
+
+use serde_json::Value;
+use service_kit::testing::{Backend, TestDatabase, TestKafka, TestServer};
+
+const TOKEN: &str = "load-token";
+
+async fn user_service(db: &TestDatabase, kafka: &TestKafka) -> TestServer {
+    let mut config = user_service::Config::new(db.url.clone(), kafka.args.clone());
+    config.common.admin_token = Some(TOKEN.into());
+    config.outbox_sweep_interval_ms = 100;
+    let app = user_service::Application::build(&config)
+        .await
+        .expect("user-service");
+    TestServer::start(app.local_addr(), |s| app.run(s))
+}
+
+async fn notification_service(db: &TestDatabase, kafka: &TestKafka) -> TestServer {
+    let mut config = notification_service::Config::new(db.url.clone(), kafka.args.clone());
+    config.common.admin_token = Some(TOKEN.into());
+    let app = notification_service::Application::build(&config)
+        .await
+        .expect("notification-service");
+    TestServer::start(app.local_addr(), |s| app.run(s))
+}
+
+/// Runs `platformctl load …` and returns its JSON report.
+async fn load(users: &TestServer, notifications: &TestServer, extra: &[&str]) -> Value {
+    let output = tokio::process::Command::new(env!("CARGO_BIN_EXE_platformctl"))
+        .arg("load")
+        .args(["--url", &users.url("")])
+        .args(["--notifications-url", &notifications.url("")])
+        .args(["--admin-token", TOKEN])
+        .args(extra)
+        .stdin(Stdio::null())
+        .output()
+        .await
+        .expect("run platformctl load");
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(
+        output.status.success(),
+        "platformctl load failed: {}\n{stdout}\n{}",
+        output.status,
+        String::from_utf8_lossy(&output.stderr)
+    );
+    serde_json::from_str(&stdout).unwrap_or_else(|e| panic!("not JSON ({e}): {stdout}"))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_verified_load_run_notifies_every_user_exactly_once() {
+    let backend = Backend::from_env();
+    let users_db = TestDatabase::create(&backend).await;
+    let notifications_db = TestDatabase::create(&backend).await;
+    let kafka = TestKafka::create(&backend, 3).await;
+    let users = user_service(&users_db, &kafka).await;
+    let notifications = notification_service(&notifications_db, &kafka).await;
+
+    let args = ["--count", "200", "--concurrency", "8", "--verify", "--json"];
+    let report = load(&users, &notifications, &args).await;
+
+    assert_eq!(report["requests"], 200, "{report:#}");
+    assert_eq!(report["created"], 200, "{report:#}");
+    assert_eq!(report["errors"], 0, "{report:#}");
+    assert!(report["throughput_per_second"].as_f64() > Some(0.0));
+    assert!(report["latency_ms"]["p99"].as_f64() >= report["latency_ms"]["p50"].as_f64());
+    let verify = &report["verify"];
+    assert_eq!(verify["delivered"], 200, "{report:#}");
+    assert_eq!(verify["missing"], 0, "{report:#}");
+    assert_eq!(verify["duplicated"], 0, "{report:#}");
+    assert_eq!(verify["exactly_once"], true, "{report:#}");
+    users.stop().await;
+    notifications.stop().await;
+}

@@ -1,0 +1,325 @@
+#!/usr/bin/env bash
+# Benchmarks the platform against the real MariaDB and Kafka of scripts/deps.sh with
+# release builds, and writes every figure to docs/benchmarks.md.
+#
+#   scripts/bench.sh [--quick]
+#
+#   --quick          shorter runs (smoke test of this script; figures are noisier)
+#   BENCH_SECONDS    seconds per throughput run (default 10)
+#   BENCH_LEVELS     concurrency levels (default "4 16 64")
+#   BENCH_DRAIN      outbox rows per drain run (default 100000)
+#   BENCH_CATCHUP    events for the consumer catch-up (default 200000)
+#   BENCH_OUT        report file (default docs/benchmarks.md)
+#
+# What it measures, in one run so that ratios share the machine's state:
+#   1. the limit: the registration transaction (user + outbox row) straight through the
+#      store, no HTTP, no Kafka (`platformctl load --database-url`), per concurrency;
+#   2. POST /register/ throughput per concurrency (`platformctl load`) and its ratio to
+#      the limit at the same concurrency;
+#   3. end-to-end latency (request sent -> notification recorded) at half the best
+#      throughput (`--rate`, `--verify`);
+#   4. outbox drain: rows inserted with no relay running, then a user-service with the
+#      relay started; time until the outbox is empty;
+#   5. consumer catch-up: the drained events already in the topic, a fresh
+#      notification-service group; time until all are delivered and recorded;
+#   6. RSS of each service idle and at its highest load, and start -> /health/ready.
+#
+# Commits are durable for the whole run: scripts/deps.sh configures MariaDB with
+# innodb_flush_log_at_trx_commit=2 for fast tests; this script sets the default (1) with
+# SET GLOBAL and restores the previous value on exit.
+set -euo pipefail
+cd "$(dirname "${BASH_SOURCE[0]}")/.."
+ROOT=$PWD
+
+SECONDS_PER_RUN=${BENCH_SECONDS:-10}
+LEVELS=${BENCH_LEVELS:-"4 16 64"}
+DRAIN_ROWS=${BENCH_DRAIN:-100000}
+CATCHUP_EVENTS=${BENCH_CATCHUP:-200000}
+OUT=${BENCH_OUT:-docs/benchmarks.md}
+if [ "${1:-}" = "--quick" ]; then
+  SECONDS_PER_RUN=3 LEVELS="4 16" DRAIN_ROWS=5000 CATCHUP_EVENTS=10000
+fi
+COMMAND="scripts/bench.sh $*"
+RUN=$(date +%s)-$$
+WORK=$(mktemp -d)
+TOKEN=bench-$RUN
+PIDS=()
+
+log() { printf '[bench] %s\n' "$*" >&2; }
+die() { log "ERROR: $*"; exit 1; }
+
+eval "$(scripts/deps.sh up)"
+root_sql() { mariadb --protocol=socket --socket=/run/mysqld/mysqld.sock -uroot -N -B -e "$1"; }
+# -u/-p of the test account, over TCP like the services.
+sql() { mariadb --protocol=tcp -h127.0.0.1 -P3306 -uplatform_test -pplatform_test -N -B "$1" -e "$2"; }
+
+DBS=(test_bench_limit_$$ test_bench_users_$$ test_bench_drain_$$ test_bench_notif_$$ test_bench_catchup_$$)
+FLUSH_BEFORE=$(root_sql 'SELECT @@GLOBAL.innodb_flush_log_at_trx_commit')
+
+cleanup() {
+  local pid
+  for pid in "${PIDS[@]}"; do kill "$pid" 2>/dev/null || true; done
+  for pid in "${PIDS[@]}"; do wait "$pid" 2>/dev/null || true; done
+  root_sql "SET GLOBAL innodb_flush_log_at_trx_commit = $FLUSH_BEFORE" || true
+  for db in "${DBS[@]}"; do root_sql "DROP DATABASE IF EXISTS $db" || true; done
+  rm -rf "$WORK"
+}
+trap cleanup EXIT
+
+log "release build"
+cargo build --release --workspace --bins >&2
+BIN=${CARGO_TARGET_DIR:-$ROOT/target}/release
+for db in "${DBS[@]}"; do
+  root_sql "CREATE DATABASE $db CHARACTER SET utf8mb4 COLLATE utf8mb4_unicode_ci"
+done
+root_sql 'SET GLOBAL innodb_flush_log_at_trx_commit = 1'
+url() { echo "$TEST_MYSQL_URL/$1"; }
+
+free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
+now_ms() { date +%s%3N; }
+rss_kib() { awk '/^VmRSS/ {print $2}' "/proc/$1/status"; }
+mib() { awk -v k="$1" 'BEGIN { printf "%.1f", k / 1024 }'; }
+json() { python3 -c 'import json,sys; d=json.load(open(sys.argv[1])); print(eval(sys.argv[2], {"d": d}))' "$@"; }
+
+# Starts a service binary; sets STARTED_PID, STARTED_PORT, READY_MS (start -> ready 200).
+start_service() {
+  local name=$1; shift
+  local port; port=$(free_port)
+  local t0; t0=$(now_ms)
+  env HTTP_ADDR="127.0.0.1:$port" ADMIN_TOKEN="$TOKEN" KAFKA_BOOTSTRAP_SERVERS="$TEST_KAFKA_BROKERS" \
+    RUST_LOG="${BENCH_RUST_LOG:-info}" LOG_FORMAT=json "$@" "$BIN/$name" >"$WORK/$name-$port.log" 2>&1 &
+  STARTED_PID=$!
+  PIDS+=("$STARTED_PID")
+  STARTED_PORT=$port
+  until curl -sf -o /dev/null "http://127.0.0.1:$port/health/ready"; do
+    kill -0 "$STARTED_PID" 2>/dev/null || die "$name exited; log: $(tail -5 "$WORK/$name-$port.log")"
+    (($(now_ms) - t0 < 60000)) || die "$name not ready within 60 s"
+    sleep 0.01
+  done
+  READY_MS=$(($(now_ms) - t0))
+}
+
+stop_service() {
+  kill -TERM "$1" 2>/dev/null || true
+  wait "$1" 2>/dev/null || true
+}
+
+# Highest VmRSS of pid while the caller's work runs: sampler in the background.
+sample_rss() {
+  local pid=$1 file=$2 max=0 rss
+  while kill -0 "$pid" 2>/dev/null; do
+    rss=$(rss_kib "$pid" 2>/dev/null || echo 0)
+    ((rss > max)) && max=$rss && echo "$max" >"$file"
+    sleep 0.2
+  done
+}
+
+metric() {
+  curl -sf "http://127.0.0.1:$1/metrics" | awk -v s="$2" 'index($0, s) == 1 { sum += $NF } END { printf "%d", sum }'
+}
+
+# Events the notification-service handled: delivered or recognised as duplicates.
+handled() {
+  local d; d=$(metric "$1" 'events_consumed_total{event_type="com.platform.user.registered.v1",outcome="delivered"}')
+  local u; u=$(metric "$1" 'events_consumed_total{event_type="com.platform.user.registered.v1",outcome="duplicate"}')
+  echo $((d + u))
+}
+
+topic() { "$BIN/platformctl" topics create --bootstrap-servers "$TEST_KAFKA_BROKERS" --kafka-topic "$1" --partitions 6 >/dev/null 2>&1; }
+
+load() { "$BIN/platformctl" load --json "$@"; }
+
+# ---------------------------------------------------------------------------------------
+TOPIC=bench-$RUN
+topic "$TOPIC"
+log "starting services (topic $TOPIC)"
+start_service user-service DATABASE_URL="$(url "${DBS[1]}")" KAFKA_TOPIC="$TOPIC"
+USERS_PID=$STARTED_PID USERS_PORT=$STARTED_PORT USERS_READY=$READY_MS
+start_service notification-service DATABASE_URL="$(url "${DBS[3]}")" KAFKA_TOPIC="$TOPIC" \
+  KAFKA_GROUP_ID="bench-$RUN"
+NOTIF_PID=$STARTED_PID NOTIF_PORT=$STARTED_PORT NOTIF_READY=$READY_MS
+sleep 2
+USERS_IDLE=$(rss_kib "$USERS_PID") NOTIF_IDLE=$(rss_kib "$NOTIF_PID")
+
+sample_rss "$USERS_PID" "$WORK/users.rss" & PIDS+=($!)
+sample_rss "$NOTIF_PID" "$WORK/notif.rss" & PIDS+=($!)
+
+# 1 + 2: the limit and the API, alternating per level so both see the same machine.
+THROUGHPUT_ROWS=""
+BEST=0
+for c in $LEVELS; do
+  log "limit at concurrency $c"
+  load --database-url "$(url "${DBS[0]}")" -c "$c" --duration "$SECONDS_PER_RUN" >"$WORK/limit-$c.json"
+  log "POST /register/ at concurrency $c"
+  load --url "http://127.0.0.1:$USERS_PORT" -c "$c" --duration "$SECONDS_PER_RUN" >"$WORK/http-$c.json"
+  lim=$(json "$WORK/limit-$c.json" 'round(d["throughput_per_second"], 1)')
+  api=$(json "$WORK/http-$c.json" 'round(d["throughput_per_second"], 1)')
+  lat=$(json "$WORK/http-$c.json" '"%.2f / %.2f / %.2f / %.2f / %.2f" % tuple(d["latency_ms"][k] for k in ("p50","p90","p99","p999","max"))')
+  limlat=$(json "$WORK/limit-$c.json" '"%.2f / %.2f" % (d["latency_ms"]["p50"], d["latency_ms"]["p99"])')
+  errs=$(json "$WORK/http-$c.json" 'd["errors"]')
+  ratio=$(awk -v a="$api" -v l="$lim" 'BEGIN { printf "%.0f %%", 100 * a / l }')
+  THROUGHPUT_ROWS+="| $c | $lim | $limlat | $api | $ratio | $lat | $errs |"$'\n'
+  BEST=$(awk -v a="$api" -v b="$BEST" 'BEGIN { print (a > b) ? a : b }')
+done
+USERS_MAX=$(cat "$WORK/users.rss")
+
+# The consumer may still be behind the API runs: let it catch up first, so that the
+# latency run below measures the pipeline, not this backlog.
+CREATED=0
+for c in $LEVELS; do CREATED=$((CREATED + $(json "$WORK/http-$c.json" 'd["created"]'))); done
+log "waiting for the consumer to catch up with $CREATED events"
+t0=$(now_ms)
+until [ "$(handled "$NOTIF_PORT")" -ge "$CREATED" ]; do
+  (($(now_ms) - t0 < 600000)) || die "consumer did not catch up within 10 min"
+  sleep 0.2
+done
+BACKLOG_S=$(awk -v ms="$(($(now_ms) - t0))" 'BEGIN { printf "%.1f", ms / 1000 }')
+
+# 3: end-to-end latency at half the best throughput.
+HALF=$(awk -v b="$BEST" 'BEGIN { printf "%d", b / 2 }')
+log "end-to-end latency at $HALF registrations/s"
+load --url "http://127.0.0.1:$USERS_PORT" -c 64 --rate "$HALF" --duration "$SECONDS_PER_RUN" --verify \
+  --notifications-database-url "$(url "${DBS[3]}")" >"$WORK/e2e.json" || die "verify failed: $(cat "$WORK/e2e.json")"
+E2E=$(json "$WORK/e2e.json" '"%.2f | %.2f | %.2f | %.2f" % tuple(d["verify"]["end_to_end_latency_ms"][k] for k in ("p50","p90","p99","max"))')
+E2E_REQ=$(json "$WORK/e2e.json" '"%.2f | %.2f" % (d["latency_ms"]["p50"], d["latency_ms"]["p99"])')
+E2E_N=$(json "$WORK/e2e.json" 'd["verify"]["delivered"]')
+E2E_ONCE=$(json "$WORK/e2e.json" 'd["verify"]["exactly_once"]')
+E2E_RATE=$(json "$WORK/e2e.json" 'round(d["throughput_per_second"], 1)')
+NOTIF_LOADED=$(cat "$WORK/notif.rss")
+stop_service "$USERS_PID"
+stop_service "$NOTIF_PID"
+
+# 4: outbox drain. Rows are inserted with no relay running (as after a Kafka outage),
+# then one user-service with its relay starts. Twice, into one topic: the second run is
+# the noise check, and together they feed the consumer catch-up.
+DRAIN_TOPIC=bench-drain-$RUN
+topic "$DRAIN_TOPIC"
+DRAIN_DB=$(url "${DBS[2]}")
+log "migrating the drain database"
+start_service user-service DATABASE_URL="$DRAIN_DB" KAFKA_TOPIC="$DRAIN_TOPIC" OUTBOX_RELAY=false
+stop_service "$STARTED_PID"
+fill_outbox() {
+  local from=$1 to=$2
+  sql "${DBS[2]}" "INSERT INTO outbox (event_id, aggregate_id, payload, traceparent, created_at)
+    SELECT e, u, CONCAT('{\"user_id\":\"', u, '\",\"user_name\":\"Drain ', seq,
+      '\",\"email\":\"drain-', seq, '@example.com\",\"registered_at\":\"2026-01-01T00:00:00Z\"}'),
+      NULL, UNIX_TIMESTAMP(NOW(6)) * 1000000
+    FROM (SELECT seq, UUID() AS e, UUID() AS u FROM seq_${from}_to_${to}) AS s"
+}
+DRAIN_ROWS_MD=""
+RELAY_RSS=0
+half=$((DRAIN_ROWS))
+for round in 1 2; do
+  from=$(((round - 1) * half + 1)) to=$((round * half))
+  log "outbox drain $round: inserting $half rows"
+  fill_outbox "$from" "$to"
+  start_service user-service DATABASE_URL="$DRAIN_DB" KAFKA_TOPIC="$DRAIN_TOPIC" OUTBOX_BATCH_SIZE="${BENCH_OUTBOX_BATCH:-500}"
+  t0=$(now_ms)
+  sample_rss "$STARTED_PID" "$WORK/relay.rss" & PIDS+=($!)
+  until [ "$(sql "${DBS[2]}" 'SELECT COUNT(*) FROM outbox')" = 0 ]; do
+    (($(now_ms) - t0 < 600000)) || die "outbox not drained within 10 min"
+    sleep 0.1
+  done
+  ms=$(($(now_ms) - t0))
+  until [ "$(metric "$STARTED_PORT" 'outbox_backlog ')" = 0 ]; do sleep 0.1; done
+  rate=$(awk -v n="$half" -v ms="$ms" 'BEGIN { printf "%.0f", n * 1000 / ms }')
+  DRAIN_ROWS_MD+="| $round | $half | $(awk -v ms="$ms" 'BEGIN { printf "%.2f", ms / 1000 }') | $rate | $READY_MS |"$'\n'
+  RELAY_RSS=$(awk -v a="$RELAY_RSS" -v b="$(cat "$WORK/relay.rss")" 'BEGIN { print (a > b) ? a : b }')
+  stop_service "$STARTED_PID"
+done
+
+# 5: consumer catch-up over the 2 x DRAIN_ROWS events now in the drain topic.
+EVENTS=$((2 * half))
+log "consumer catch-up: $EVENTS events"
+start_service notification-service DATABASE_URL="$(url "${DBS[4]}")" KAFKA_TOPIC="$DRAIN_TOPIC" \
+  KAFKA_GROUP_ID="bench-catchup-$RUN"
+CATCHUP_READY=$READY_MS
+t0=$(now_ms)
+sample_rss "$STARTED_PID" "$WORK/catchup.rss" & PIDS+=($!)
+until [ "$(handled "$STARTED_PORT")" -ge "$EVENTS" ]; do
+  (($(now_ms) - t0 < 900000)) || die "catch-up not done within 15 min"
+  sleep 0.2
+done
+CATCHUP_MS=$(($(now_ms) - t0))
+CATCHUP_ROWS=$(sql "${DBS[4]}" 'SELECT COUNT(*) FROM notifications')
+CATCHUP_RSS=$(cat "$WORK/catchup.rss")
+stop_service "$STARTED_PID"
+CATCHUP_RATE=$(awk -v n="$EVENTS" -v ms="$CATCHUP_MS" 'BEGIN { printf "%.0f", n * 1000 / ms }')
+
+# ---------------------------------------------------------------------------------------
+log "writing $OUT"
+MARIADB_VERSION=$(root_sql 'SELECT VERSION()')
+KAFKA_JAR=$(find "${PLATFORM_CACHE:-$HOME/.cache/platform}" -name 'kafka_2.13-*.jar' 2>/dev/null | head -1)
+KAFKA_VERSION=$(basename "${KAFKA_JAR:-kafka_2.13-unknown.jar}" .jar | sed 's/kafka_2.13-//')
+NOTIF_MAX=$(awk -v a="$NOTIF_LOADED" -v b="$CATCHUP_RSS" 'BEGIN { print (a > b) ? a : b }')
+cat >"$OUT" <<EOF
+# Benchmarks
+
+Measured by \`$COMMAND\` on $(date -u '+%Y-%m-%d %H:%M UTC'): release builds, the real
+MariaDB and Kafka of \`scripts/deps.sh\`, durable commits (\`innodb_flush_log_at_trx_commit=1\`,
+the MariaDB default, set for the run; the test configuration uses 2). Every figure below
+comes from this one run, so ratios compare like with like.
+
+## Machine
+
+- $(nproc) cores: $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ //')
+- memory: $(free -h | awk '/^Mem:/ {print $2 " total, " $7 " available at the start"}')
+- load average at the end: $(cut -d' ' -f1-3 /proc/loadavg) (shared machine: other jobs run too)
+- $(rustc --version), MariaDB $MARIADB_VERSION, Kafka $KAFKA_VERSION (KRaft, one broker)
+- everything (load generator, both services, MariaDB, Kafka) on the same machine
+
+## Registration throughput
+
+\`platformctl load --duration $SECONDS_PER_RUN -c C\` (\`--database-url\` for the limit: the
+same user + outbox transaction through \`UserStore::register\`, no HTTP, no Kafka).
+Both services and the relay run during the API runs. Latencies in ms.
+
+| concurrency | limit (tx/s) | limit p50 / p99 | API (registrations/s) | API / limit | API p50 / p90 / p99 / p99.9 / max | errors |
+|---:|---:|---:|---:|---:|---:|---:|
+$THROUGHPUT_ROWS
+## End-to-end latency at half load
+
+\`platformctl load -c 64 --rate $HALF --duration $SECONDS_PER_RUN --verify\`: half of the best
+API throughput above; request sent -> notification delivered and recorded (read from the
+notification database). Achieved rate $E2E_RATE/s; $E2E_N users verified, exactly once: $E2E_ONCE.
+Before it, the consumer was given time to handle the events of the throughput runs
+($CREATED; it needed $BACKLOG_S s after the last run).
+
+| request p50 | request p99 | end-to-end p50 | p90 | p99 | max |
+|---:|---:|---:|---:|---:|---:|
+| $E2E_REQ | $E2E |
+
+## Outbox drain
+
+$DRAIN_ROWS rows inserted into the outbox with no relay running (the state after a Kafka
+outage), then one user-service started with its relay (batch ${BENCH_OUTBOX_BATCH:-500});
+time from ready until the outbox table is empty (\`outbox_backlog\` then reads 0). Run
+twice into one topic.
+
+| run | rows | seconds | events/s | ready after (ms) |
+|---:|---:|---:|---:|---:|
+$DRAIN_ROWS_MD
+## Consumer catch-up
+
+The $EVENTS events of the drain runs already in the topic (6 partitions); a fresh
+notification-service (new group, empty database, log channel) starts; time from ready
+until \`events_consumed_total\` counts all of them delivered or duplicate.
+
+| events | seconds | events/s | notifications recorded |
+|---:|---:|---:|---:|
+| $EVENTS | $(awk -v ms="$CATCHUP_MS" 'BEGIN { printf "%.2f", ms / 1000 }') | $CATCHUP_RATE | $CATCHUP_ROWS |
+
+## Memory and start-up
+
+RSS from \`/proc/<pid>/status\` (VmRSS): idle 2 s after ready; loaded = highest sample
+(every 200 ms) during the API runs (user-service), the relay drain, and the API runs
+plus the catch-up (notification-service). Start-up: process start -> \`/health/ready\` 200.
+
+| service | idle RSS (MiB) | loaded RSS (MiB) | start -> ready (ms) |
+|---|---:|---:|---:|
+| user-service | $(mib "$USERS_IDLE") | $(mib "$USERS_MAX") (API), $(mib "$RELAY_RSS") (drain) | $USERS_READY |
+| notification-service | $(mib "$NOTIF_IDLE") | $(mib "$NOTIF_MAX") | $NOTIF_READY (catch-up run: $CATCHUP_READY) |
+EOF
+if [ -f docs/benchmarks-notes.md ]; then cat docs/benchmarks-notes.md >>"$OUT"; fi
+log "done: $OUT"
+cat "$OUT"
