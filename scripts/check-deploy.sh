@@ -11,7 +11,7 @@
 #   compose         the Compose Specification via compose-go (tools/compose-validate),
 #                   healthchecks, pinned tags, memory limits; the Traefik file
 #   Dockerfile      hadolint
-#   Prometheus      promtool check config / check rules
+#   Prometheus      promtool check config / check rules / test rules
 #   Grafana         the dashboards parse and every target has an expression
 #   shell scripts   shellcheck
 #
@@ -151,6 +151,7 @@ check_prometheus() {
   step "Prometheus configuration and alert rules (promtool)"
   promtool check config prometheus.yml || die "promtool rejected prometheus.yml"
   promtool check rules charts/platform/files/alerts.yml || die "promtool rejected the alert rules"
+  promtool test rules charts/platform/files/alerts_test.yml || die "the alert rules fail their unit tests"
   log "the chart's bundled Prometheus configuration (minikube render)"
   local dir="$RENDERS/configmaps" config
   k8s-validate -quiet -dump-configmaps "$dir" "$RENDERS/minikube.yaml" >/dev/null \
@@ -211,7 +212,7 @@ PY
 
 check_shell() {
   step "shell scripts (shellcheck)"
-  local scripts=(scripts/check-deploy.sh scripts/render-k8s.sh scripts/lib/deploy-tools.sh k8s/deploy.sh generate-test-data.sh)
+  local scripts=(scripts/check-deploy.sh scripts/check-dashboards.sh scripts/render-k8s.sh scripts/lib/deploy-tools.sh k8s/deploy.sh generate-test-data.sh)
   local s
   for s in "${scripts[@]}"; do
     [ -f "$s" ] || die "missing $s"

@@ -6,7 +6,9 @@
 #   3. MariaDB and an Apache Kafka broker installed and started by scripts/deps.sh
 #      (reused when already running), then the same tests against them
 #   4. fault tests: service processes with Kafka killed, MariaDB stopped, services killed
-#   5. the deployment artifacts (compose, Helm chart, k8s/, Prometheus, dashboards),
+#   5. every dashboard panel and alert rule evaluated by a real Prometheus scraping the
+#      services (scripts/check-dashboards.sh)
+#   6. the deployment artifacts (compose, Helm chart, k8s/, Prometheus, dashboards),
 #      validated offline by scripts/check-deploy.sh
 #
 # Nothing is skipped: a dependency that cannot be installed or started fails the run with
@@ -39,6 +41,9 @@ cargo fmt --all -- --check
 step "lint (cargo clippy -D warnings)"
 cargo clippy --workspace --all-targets --all-features --locked -- -D warnings
 
+step "SMTP test server: aiosmtpd in a venv (scripts/smtp-sink.sh install)"
+scripts/smtp-sink.sh install
+
 step "tests on the embedded backends (SQLite + librdkafka mock cluster)"
 cargo_test embedded PLATFORM_TEST_BACKEND=embedded
 
@@ -48,12 +53,20 @@ eval "$(scripts/deps.sh up)"
 step "tests on real MariaDB $(mariadb --version | grep -o '[0-9]*\.[0-9]*\.[0-9]*-MariaDB' | head -1) and Kafka at $TEST_KAFKA_BROKERS"
 cargo_test real PLATFORM_TEST_BACKEND=real TEST_MYSQL_URL="$TEST_MYSQL_URL" TEST_KAFKA_BROKERS="$TEST_KAFKA_BROKERS"
 
-step "fault tests: real processes, Kafka killed, MariaDB stopped, services killed"
+step "real-stack tests: faults (Kafka killed, MariaDB stopped, services killed) and SASL"
 cargo build --workspace --bins --locked
 env PLATFORM_TEST_BACKEND=real TEST_MYSQL_URL="$TEST_MYSQL_URL" TEST_KAFKA_BROKERS="$TEST_KAFKA_BROKERS" \
+  TEST_KAFKA_SASL_BROKERS="$TEST_KAFKA_SASL_BROKERS" TEST_KAFKA_SASL_USERNAME="$TEST_KAFKA_SASL_USERNAME" \
+  TEST_KAFKA_SASL_PASSWORD="$TEST_KAFKA_SASL_PASSWORD" \
   cargo test -p platformctl --features fault-tests --test faults --locked -- --test-threads=1 --nocapture 2>&1 |
   tee "$log_dir/faults.log"
 [ "${PIPESTATUS[0]}" -eq 0 ]
+
+step "dashboards and alert rules on a real Prometheus (scripts/check-dashboards.sh)"
+scripts/check-dashboards.sh
+
+step "API fuzzing: schemathesis against both OpenAPI documents"
+scripts/fuzz-api.sh 100
 
 if [ -x scripts/check-deploy.sh ]; then
   step "deployment artifacts (scripts/check-deploy.sh)"
