@@ -129,3 +129,23 @@ impl Application {
         Ok(())
     }
 }
+
+impl service_kit::runner::ServiceConfig for Config {
+    const NAME: &'static str = "notification-service";
+
+    fn common(&self) -> &service_kit::config::CommonArgs {
+        &self.common
+    }
+
+    fn http_addr(&self) -> SocketAddr {
+        self.http_addr
+    }
+
+    async fn migrate(&self) -> anyhow::Result<()> {
+        connect_and_migrate(self).await.map(drop)
+    }
+
+    async fn serve(&self, shutdown: Shutdown) -> anyhow::Result<()> {
+        Application::build(self).await?.run(shutdown).await
+    }
+}

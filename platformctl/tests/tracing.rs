@@ -7,7 +7,6 @@
 //! must export under its own `service.name`.
 
 use std::collections::HashMap;
-use std::net::TcpListener;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command};
 use std::sync::{Arc, Mutex};
@@ -26,7 +25,7 @@ use opentelemetry_proto::tonic::common::v1::{AnyValue, KeyValue, any_value};
 use opentelemetry_proto::tonic::trace::v1::span::SpanKind;
 use prost::Message;
 use serde_json::{Value, json};
-use service_kit::testing::{Backend, TestDatabase, TestKafka, eventually};
+use service_kit::testing::{Backend, TestDatabase, TestKafka, built_binary, eventually, free_port};
 
 const WAIT: Duration = Duration::from_secs(90);
 const INCOMING_TRACE: &str = "4bf92f3577b34da6a3ce929d0e0e4736";
@@ -139,26 +138,6 @@ fn hex(bytes: &[u8]) -> String {
     bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
 
-/// A service binary built next to this test binary (`target/<profile>/`).
-fn binary(name: &str) -> PathBuf {
-    let exe = std::env::current_exe().expect("test binary path");
-    let dir = exe.parent().and_then(Path::parent).expect("target dir");
-    let path = dir.join(name);
-    assert!(
-        path.exists(),
-        "{} is missing: build the services first with `cargo build --workspace` (scripts/test.sh does)",
-        path.display()
-    );
-    path
-}
-
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .expect("free port")
-        .port()
-}
-
 /// A service process exporting traces to the collector; killed when dropped.
 struct Service {
     child: Child,
@@ -177,7 +156,7 @@ impl Service {
         let port = free_port();
         let log = logs.join(format!("{name}.log"));
         let file = std::fs::File::create(&log).expect("log file");
-        let child = Command::new(binary(name))
+        let child = Command::new(built_binary(name))
             .env("HTTP_ADDR", format!("127.0.0.1:{port}"))
             .env("KAFKA_BOOTSTRAP_SERVERS", &kafka.args.bootstrap_servers)
             .env("KAFKA_TOPIC", &kafka.args.topic)

@@ -11,6 +11,7 @@ pub mod kafka;
 pub mod limits;
 pub mod metrics;
 pub mod problem;
+pub mod runner;
 pub mod shutdown;
 pub mod telemetry;
 #[cfg(feature = "testing")]

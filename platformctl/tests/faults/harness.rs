@@ -2,7 +2,6 @@
 //! MariaDB and Kafka of `scripts/deps.sh`, and a client that retries like a careful one.
 
 use std::collections::{BTreeMap, HashSet};
-use std::net::TcpListener;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::sync::Arc;
@@ -10,7 +9,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
-use service_kit::testing::{Backend, TestDatabase, TestKafka, eventually};
+use service_kit::testing::{Backend, TestDatabase, TestKafka, built_binary, eventually, free_port};
 use sqlx::{Connection, Row};
 use tokio::sync::Mutex;
 
@@ -22,19 +21,6 @@ fn workspace() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("..")
 }
 
-/// A service binary built next to this test binary (`target/<profile>/`).
-fn binary(name: &str) -> PathBuf {
-    let exe = std::env::current_exe().expect("test binary path");
-    let dir = exe.parent().and_then(Path::parent).expect("target dir");
-    let path = dir.join(name);
-    assert!(
-        path.exists(),
-        "{} is missing: build the services first with `cargo build --workspace` (scripts/test.sh does)",
-        path.display()
-    );
-    path
-}
-
 /// Runs `scripts/deps.sh <command>` (start/stop/kill MariaDB or Kafka).
 pub fn deps(command: &str) {
     let status = Command::new("bash")
@@ -44,13 +30,6 @@ pub fn deps(command: &str) {
         .status()
         .expect("run scripts/deps.sh");
     assert!(status.success(), "scripts/deps.sh {command} failed");
-}
-
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .expect("free port")
-        .port()
 }
 
 /// One service process; killed when dropped so a failing test leaves nothing behind.
@@ -130,7 +109,7 @@ impl Stack {
         let port = free_port();
         let log = self.logs.path().join(format!("{name}-{port}.log"));
         let file = std::fs::File::create(&log).expect("log file");
-        let child = Command::new(binary(name))
+        let child = Command::new(built_binary(name))
             .env("HTTP_ADDR", format!("127.0.0.1:{port}"))
             .env(
                 "KAFKA_BOOTSTRAP_SERVERS",
