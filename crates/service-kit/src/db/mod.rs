@@ -1,16 +1,23 @@
 //! Database pool over sqlx's `Any` driver: MySQL/MariaDB in production, SQLite for the
 //! embedded run and fast tests, with one portable query set (see docs/architecture.md).
 
+mod own;
+
 use std::future::Future;
 use std::time::Duration;
 
 use anyhow::Context;
 use sqlx::any::{AnyPoolOptions, install_default_drivers};
 use sqlx::migrate::Migrator;
-use sqlx::{AnyPool, Executor};
+use sqlx::{AnyPool, Connection, Executor};
+
+pub use own::{Held, OwnConnection};
 
 /// How long a request waits for the database before the service answers 503.
 pub const DB_TIMEOUT: Duration = Duration::from_secs(1);
+
+/// A pooled connection idle this long is pinged before it is handed out again.
+const PING_IDLE_AFTER: Duration = Duration::from_secs(10);
 
 /// Runs several store calls under one request deadline of [`DB_TIMEOUT`]: a request made
 /// of a lookup and an insert still answers 503 within the deadline, not within twice it.
@@ -105,6 +112,19 @@ impl Database {
         let dialect = Dialect::from_url(url)?;
         let options = AnyPoolOptions::new()
             .acquire_timeout(DB_TIMEOUT)
+            // sqlx pings every connection it hands out and again when it takes it back: two
+            // round-trips on top of a registration's four. The ping on release stays (it
+            // drops connections a failed query broke); on acquire only a connection idle
+            // long enough for the server to have dropped it is checked.
+            .test_before_acquire(false)
+            .before_acquire(|conn, meta| {
+                Box::pin(async move {
+                    if meta.idle_for >= PING_IDLE_AFTER {
+                        conn.ping().await?;
+                    }
+                    Ok(true)
+                })
+            })
             // SQLite serialises writers; one connection avoids SQLITE_BUSY under load.
             .max_connections(match dialect {
                 Dialect::MySql => max_connections,
