@@ -6,30 +6,35 @@ use rdkafka::message::{BorrowedMessage, Headers, Message};
 use service_kit::telemetry;
 use tracing::Span;
 
-/// The consumer span of one message.
+/// The consumer span of one message (only when spans are exported).
 pub fn consume(message: &BorrowedMessage<'_>) -> Span {
-    let span = tracing::info_span!(
-        "event.consume",
-        otel.kind = "consumer",
-        messaging.system = "kafka",
-        messaging.operation.type = "process",
-        messaging.destination.name = message.topic(),
-        messaging.destination.partition.id = message.partition(),
-        messaging.kafka.offset = message.offset(),
-        service.name = "notification-service",
-    );
-    telemetry::continue_trace(&span, traceparent(message));
-    span
+    telemetry::exported_span(|| {
+        let span = tracing::info_span!(
+            "event.consume",
+            otel.kind = "consumer",
+            messaging.system = "kafka",
+            messaging.operation.type = "process",
+            messaging.destination.name = message.topic(),
+            messaging.destination.partition.id = message.partition(),
+            messaging.kafka.offset = message.offset(),
+            service.name = "notification-service",
+        );
+        telemetry::continue_trace(&span, traceparent(message));
+        span
+    })
 }
 
-/// The span of delivering one notification through `channel`.
+/// The span of delivering one notification through `channel` (only when spans are
+/// exported).
 pub fn deliver(channel: &str) -> Span {
-    tracing::info_span!(
-        "notification.deliver",
-        otel.kind = "client",
-        notification.channel = channel,
-        service.name = "notification-service",
-    )
+    telemetry::exported_span(|| {
+        tracing::info_span!(
+            "notification.deliver",
+            otel.kind = "client",
+            notification.channel = channel,
+            service.name = "notification-service",
+        )
+    })
 }
 
 fn traceparent<'m>(message: &'m BorrowedMessage<'_>) -> Option<&'m str> {
