@@ -8,7 +8,7 @@ use axum::Router;
 use rdkafka::producer::FutureProducer;
 use service_kit::Shutdown;
 use service_kit::auth::AdminToken;
-use service_kit::db::Database;
+use service_kit::db::{Database, OwnConnection};
 use sqlx::migrate::Migrator;
 use tokio::net::TcpListener;
 use tokio::sync::Notify;
@@ -62,6 +62,7 @@ impl Application {
         };
         let relay = config.outbox_relay.then(|| Relay {
             db: db.clone(),
+            conn: OwnConnection::new(db.clone()),
             producer,
             topic: config.kafka.topic.clone(),
             wake: relay_wake,
