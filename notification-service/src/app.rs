@@ -9,7 +9,7 @@ use axum::Router;
 use rdkafka::producer::FutureProducer;
 use service_kit::Shutdown;
 use service_kit::auth::AdminToken;
-use service_kit::db::Database;
+use service_kit::db::{Database, OwnConnection};
 use sqlx::migrate::Migrator;
 use tokio::net::TcpListener;
 
@@ -75,6 +75,7 @@ impl Application {
         let worker = Worker {
             consumer,
             topic: config.kafka.topic.clone(),
+            conn: OwnConnection::new(db.clone()),
             store,
             channel,
             dead_letters,

@@ -35,7 +35,7 @@ use rdkafka::util::Timeout;
 use rdkafka::{ClientContext, Offset, TopicPartitionList};
 use serde::Serialize;
 use service_kit::Shutdown;
-use service_kit::db::DbError;
+use service_kit::db::{DbError, OwnConnection};
 use tracing::Instrument;
 use utoipa::ToSchema;
 
@@ -189,6 +189,8 @@ pub struct Worker {
     pub consumer: Arc<KafkaConsumer>,
     pub topic: String,
     pub store: NotificationStore,
+    /// The batch path's own connection: a batch borrows none from the pool.
+    pub conn: OwnConnection,
     pub channel: Channel,
     pub dead_letters: FutureProducer,
     pub dlq_topic: String,

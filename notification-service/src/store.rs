@@ -4,8 +4,8 @@ use std::collections::HashSet;
 
 use chrono::{DateTime, Utc};
 use service_kit::db::{Database, DbError};
-use sqlx::Row;
 use sqlx::any::AnyRow;
+use sqlx::{AnyConnection, Connection, Row};
 use uuid::Uuid;
 
 /// One delivered welcome notification.
@@ -26,6 +26,14 @@ pub enum Recorded {
     New,
     Duplicate,
 }
+
+/// Most rows one `INSERT` carries. Statements are prepared and cached per connection, one
+/// per shape (row count), and sqlx's cache holds 100. Past that it evicts and closes a
+/// statement with a packet it does not wait an answer for, and the next query then sits
+/// out TCP's delayed acknowledgement (sqlx leaves Nagle on): 40 ms stalls that were most
+/// of the consumer's tail latency (docs/benchmarks.md). 64 insert shapes and 10 dedupe
+/// shapes fit.
+pub const ROWS_PER_INSERT: usize = 64;
 
 #[derive(Debug, Clone)]
 pub struct NotificationStore {
@@ -67,21 +75,28 @@ impl NotificationStore {
         }
     }
 
-    /// Which of `event_ids` were already delivered: one query for a whole batch.
-    pub async fn delivered_among(&self, event_ids: &[Uuid]) -> Result<HashSet<Uuid>, DbError> {
-        if event_ids.is_empty() {
+    /// Which of `event_ids` were already delivered: one query for a whole batch. The id
+    /// list is padded (with repeats) to a power of two, so that a handful of statement
+    /// shapes serve every batch size (see [`ROWS_PER_INSERT`]).
+    pub async fn delivered_among(
+        &self,
+        conn: &mut AnyConnection,
+        event_ids: &[Uuid],
+    ) -> Result<HashSet<Uuid>, DbError> {
+        let Some(last) = event_ids.last() else {
             return Ok(HashSet::new());
-        }
+        };
+        let padded = event_ids.len().next_power_of_two();
         let sql = format!(
             "SELECT event_id FROM notifications WHERE event_id IN ({})",
-            placeholders(event_ids.len(), 1)
+            placeholders(padded, 1)
         );
-        let query = event_ids
-            .iter()
+        let ids = event_ids.iter().chain(std::iter::repeat(last)).take(padded);
+        let query = ids
             .fold(sqlx::query(sqlx::AssertSqlSafe(sql)), |q, id| {
                 q.bind(id.to_string())
             })
-            .fetch_all(self.db.pool());
+            .fetch_all(conn);
         self.db
             .timed(query)
             .await?
@@ -90,10 +105,29 @@ impl NotificationStore {
             .collect()
     }
 
-    /// Records many deliveries in one statement (one commit). A unique violation means
-    /// some were recorded meanwhile: nothing is written, and the caller records them one
-    /// by one with [`Self::record`].
-    pub async fn record_all(&self, notifications: &[Notification]) -> Result<(), DbError> {
+    /// Records many deliveries in one transaction, [`ROWS_PER_INSERT`] rows a statement.
+    /// A unique violation means some were recorded meanwhile: nothing is written, and the
+    /// caller records them one by one with [`Self::record`].
+    pub async fn record_all(
+        &self,
+        conn: &mut AnyConnection,
+        notifications: &[Notification],
+    ) -> Result<(), DbError> {
+        if notifications.len() <= ROWS_PER_INSERT {
+            return self.insert_rows(conn, notifications).await;
+        }
+        let mut tx = self.db.timed(conn.begin()).await?;
+        for chunk in notifications.chunks(ROWS_PER_INSERT) {
+            self.insert_rows(&mut tx, chunk).await?;
+        }
+        self.db.timed(tx.commit()).await
+    }
+
+    async fn insert_rows(
+        &self,
+        conn: &mut AnyConnection,
+        notifications: &[Notification],
+    ) -> Result<(), DbError> {
         if notifications.is_empty() {
             return Ok(());
         }
@@ -113,7 +147,7 @@ impl NotificationStore {
                     .bind(n.event_time.timestamp_micros())
                     .bind(n.delivered_at.timestamp_micros())
             })
-            .execute(self.db.pool());
+            .execute(conn);
         self.db.timed(query).await.map(drop)
     }
 

@@ -14,6 +14,7 @@ use futures::FutureExt;
 use rdkafka::consumer::Consumer;
 use rdkafka::message::BorrowedMessage;
 use service_kit::Shutdown;
+use service_kit::db::DbError;
 use tracing::Instrument;
 use uuid::Uuid;
 
@@ -54,8 +55,8 @@ impl Worker {
         shutdown: &Shutdown,
     ) -> bool {
         let (handled, mut failed) = match batch.iter().map(decode).collect::<Result<Vec<_>, _>>() {
-            Ok(events) if batch.len() > 1 => self.fast(batch, &events).await,
-            _ => (0, None),
+            Ok(events) => self.fast(batch, &events).await,
+            Err(_) => (0, None),
         };
         for message in &batch[handled..] {
             // The failed attempt belongs to the first event the fast path did not handle.
@@ -77,7 +78,7 @@ impl Worker {
         events: &[Event],
     ) -> (usize, Option<DeliveryError>) {
         let ids: Vec<_> = events.iter().map(|e| e.attributes.id).collect();
-        let mut seen = match self.store.delivered_among(&ids).await {
+        let mut seen = match self.delivered_among(&ids).await {
             Ok(delivered) => delivered,
             Err(error) => {
                 tracing::warn!(%error, "batch dedupe failed; handling one by one");
@@ -119,7 +120,7 @@ impl Worker {
     /// recorded meanwhile (found one by one after a unique violation), or `None` when the
     /// database failed.
     async fn record(&self, new: &[Notification]) -> Option<HashSet<Uuid>> {
-        let error = match self.store.record_all(new).await {
+        let error = match self.record_all(new).await {
             Ok(()) => return Some(HashSet::new()),
             Err(error) => error,
         };
@@ -141,6 +142,26 @@ impl Worker {
             }
         }
         Some(recorded_before)
+    }
+
+    /// The batch's dedupe query, on the consumer's own connection. The connection is held
+    /// per statement, not across deliveries: on SQLite it is the pool's only one.
+    async fn delivered_among(&self, ids: &[Uuid]) -> Result<HashSet<Uuid>, DbError> {
+        let mut conn = self.conn.lock().await?;
+        let delivered = self.store.delivered_among(&mut conn, ids).await?;
+        conn.keep();
+        Ok(delivered)
+    }
+
+    /// The batch's insert, on the consumer's own connection. A unique violation leaves the
+    /// connection usable.
+    async fn record_all(&self, new: &[Notification]) -> Result<(), DbError> {
+        let mut conn = self.conn.lock().await?;
+        let result = self.store.record_all(&mut conn, new).await;
+        if result.is_ok() || result.as_ref().is_err_and(DbError::is_unique_violation) {
+            conn.keep();
+        }
+        result
     }
 
     fn store_offset(&self, message: &BorrowedMessage<'_>) {
