@@ -3,6 +3,7 @@
 //! and reports throughput and latency percentiles from an HDR histogram. `--verify` then
 //! waits until every created user was notified and checks each exactly once.
 
+mod http;
 mod progress;
 mod report;
 mod target;
@@ -132,6 +133,15 @@ pub async fn run(args: LoadArgs) -> anyhow::Result<()> {
         .run_id
         .clone()
         .unwrap_or_else(|| uuid::Uuid::new_v4().simple().to_string()[..12].to_owned());
+    // It becomes part of every email (and of the JSON bodies, written unescaped).
+    anyhow::ensure!(
+        !run_id.is_empty()
+            && run_id.len() <= 40
+            && run_id
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b == b'-'),
+        "--run-id must be 1-40 letters, digits or '-'"
+    );
     let target = Arc::new(Target::connect(&args, &run_id).await?);
     let plan = Arc::new(plan(&args));
     let ticker = progress::spawn(plan.progress.clone(), plan.count, !args.json);
