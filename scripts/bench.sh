@@ -7,8 +7,9 @@
 #   --quick          shorter runs (smoke test of this script; figures are noisier)
 #   BENCH_SECONDS    seconds per throughput run (default 10)
 #   BENCH_LEVELS     concurrency levels (default "4 16 64")
-#   BENCH_DRAIN      outbox rows per drain run (default 100000)
-#   BENCH_CATCHUP    events for the consumer catch-up (default 200000)
+#   BENCH_DRAIN      outbox rows per drain run (default 100000); the consumer catch-up
+#                    then reads the 2 x BENCH_DRAIN events of the two drain runs
+#   BENCH_WARMUP     seconds of warm-up load, not reported (default 20)
 #   BENCH_OUT        report file (default docs/benchmarks.md)
 #
 # What it measures, in one run so that ratios share the machine's state:
@@ -24,6 +25,13 @@
 #      notification-service group; time until all are delivered and recorded;
 #   6. RSS of each service idle and at its highest load, and start -> /health/ready.
 #
+# Alongside every throughput and latency run it records where the work went (the
+# profile the analysis in docs/benchmarks-notes.md rests on): CPU milliseconds per
+# registration of MariaDB, the Kafka broker, each service and the load generator (from
+# /proc/<pid>/stat and the shell's child times), and the SQL statements, pings and
+# fsyncs MariaDB served per registration (SHOW GLOBAL STATUS). A warm-up run first lets
+# the broker's JIT compiler settle; its figures are not reported.
+#
 # Commits are durable for the whole run: scripts/deps.sh configures MariaDB with
 # innodb_flush_log_at_trx_commit=2 for fast tests; this script sets the default (1) with
 # SET GLOBAL and restores the previous value on exit.
@@ -34,10 +42,10 @@ ROOT=$PWD
 SECONDS_PER_RUN=${BENCH_SECONDS:-10}
 LEVELS=${BENCH_LEVELS:-"4 16 64"}
 DRAIN_ROWS=${BENCH_DRAIN:-100000}
-CATCHUP_EVENTS=${BENCH_CATCHUP:-200000}
+WARMUP_SECONDS=${BENCH_WARMUP:-20}
 OUT=${BENCH_OUT:-docs/benchmarks.md}
 if [ "${1:-}" = "--quick" ]; then
-  SECONDS_PER_RUN=3 LEVELS="4 16" DRAIN_ROWS=5000 CATCHUP_EVENTS=10000
+  SECONDS_PER_RUN=3 LEVELS="4 16" DRAIN_ROWS=5000 WARMUP_SECONDS=3
 fi
 COMMAND="scripts/bench.sh $*"
 RUN=$(date +%s)-$$
@@ -49,6 +57,7 @@ log() { printf '[bench] %s\n' "$*" >&2; }
 die() { log "ERROR: $*"; exit 1; }
 
 eval "$(scripts/deps.sh up)"
+MEMORY_AT_START=$(free -h | awk '/^Mem:/ {print $2 " total, " $7 " available at the start"}')
 root_sql() { mariadb --protocol=socket --socket=/run/mysqld/mysqld.sock -uroot -N -B -e "$1"; }
 # -u/-p of the test account, over TCP like the services.
 sql() { mariadb --protocol=tcp -h127.0.0.1 -P3306 -uplatform_test -pplatform_test -N -B "$1" -e "$2"; }
@@ -118,6 +127,42 @@ metric() {
   curl -sf "http://127.0.0.1:$1/metrics" | awk -v s="$2" 'index($0, s) == 1 { sum += $NF } END { printf "%d", sum }'
 }
 
+# ---- where the work goes: CPU per process and MariaDB's statement counters ----
+TICK=$(getconf CLK_TCK)
+MARIADB_PID=$(cat /run/mysqld/mysqld.pid)
+KAFKA_PID=$(cat "${KAFKA_DATA_DIR:-/tmp/platform-kafka}/kafka.pid")
+# CPU milliseconds a process has used so far (all its threads).
+cpu_ms() { awk -v t="$TICK" '{ sub(/^.*\) /, ""); printf "%d", ($12 + $13) * 1000 / t }' "/proc/$1/stat"; }
+DB_COUNTERS="'Questions','Com_admin_commands','Innodb_data_fsyncs'"
+db_counters() {
+  root_sql "SHOW GLOBAL STATUS WHERE Variable_name IN ($DB_COUNTERS)" | sort | awk '{ printf "%s ", $2 }'
+}
+# Sets variable $1 to a snapshot: CPU ms of mariadb, kafka, user-service,
+# notification-service (0 when not running) and of this shell's finished children (the
+# load generator runs as one), then MariaDB's counters. Not in a subshell: `times` must
+# see this shell's children.
+snapshot() {
+  local pid out=""
+  for pid in "$MARIADB_PID" "$KAFKA_PID" "${USERS_PID:-0}" "${NOTIF_PID:-0}"; do
+    if [ "$pid" != 0 ] && [ -r "/proc/$pid/stat" ]; then out+="$(cpu_ms "$pid") "; else out+="0 "; fi
+  done
+  times >"$WORK/times"
+  out+="$(awk 'NR == 2 { split($1, u, /[ms]/); split($2, s, /[ms]/); printf "%d", (u[1] * 60 + u[2] + s[1] * 60 + s[2]) * 1000 }' "$WORK/times") "
+  printf -v "$1" '%s' "$out$(db_counters)"
+}
+# "| a | b | …" per-registration figures between two snapshots over n registrations:
+# CPU ms per 1000 registrations of mariadb, kafka, user-service, notification-service,
+# load generator, their sum; then statements, pings and fsyncs per registration.
+profile_row() {
+  awk -v n="$3" -v a="$1" -v b="$2" 'BEGIN {
+    split(a, x, " "); split(b, y, " ");
+    total = 0; row = "";
+    for (i = 1; i <= 5; i++) { v = (y[i] - x[i]) * 1000 / n; total += v; row = row sprintf(" %.0f |", v) }
+    # sorted counter names: Com_admin_commands, Innodb_data_fsyncs, Questions
+    row = row sprintf(" **%.0f** | %.2f | %.2f | %.2f |", total, (y[8] - x[8]) / n, (y[6] - x[6]) / n, (y[7] - x[7]) / n);
+    print row }'
+}
+
 # Events the notification-service handled: delivered or recognised as duplicates.
 handled() {
   local d; d=$(metric "$1" 'events_consumed_total{event_type="com.platform.user.registered.v1",outcome="delivered"}')
@@ -144,42 +189,65 @@ USERS_IDLE=$(rss_kib "$USERS_PID") NOTIF_IDLE=$(rss_kib "$NOTIF_PID")
 sample_rss "$USERS_PID" "$WORK/users.rss" & PIDS+=($!)
 sample_rss "$NOTIF_PID" "$WORK/notif.rss" & PIDS+=($!)
 
+# Warm-up: the broker's JIT compiler, MariaDB's buffer pool and the services' pools reach
+# their steady state. Not reported; its events count towards the consumer's total.
+log "warm-up: $WARMUP_SECONDS s of POST /register/ at concurrency 16"
+load --url "http://127.0.0.1:$USERS_PORT" -c 16 --duration "$WARMUP_SECONDS" >"$WORK/warmup.json"
+WARMUP_CREATED=$(json "$WORK/warmup.json" 'd["created"]')
+wait_handled() {
+  local want=$1 t0; t0=$(now_ms)
+  until [ "$(handled "$NOTIF_PORT")" -ge "$want" ]; do
+    (($(now_ms) - t0 < 600000)) || die "consumer did not catch up within 10 min"
+    sleep 0.2
+  done
+  echo $(($(now_ms) - t0))
+}
+wait_handled "$WARMUP_CREATED" >/dev/null
+
 # 1 + 2: the limit and the API, alternating per level so both see the same machine.
 THROUGHPUT_ROWS=""
+PROFILE_ROWS=""
+before="" after=""
+RATIOS=""
 BEST=0
+CREATED=$WARMUP_CREATED
 for c in $LEVELS; do
   log "limit at concurrency $c"
+  snapshot before
   load --database-url "$(url "${DBS[0]}")" -c "$c" --duration "$SECONDS_PER_RUN" >"$WORK/limit-$c.json"
+  snapshot after
+  PROFILE_ROWS+="| limit, c=$c |$(profile_row "$before" "$after" "$(json "$WORK/limit-$c.json" 'd["created"]')")"$'\n'
   log "POST /register/ at concurrency $c"
+  snapshot before
   load --url "http://127.0.0.1:$USERS_PORT" -c "$c" --duration "$SECONDS_PER_RUN" >"$WORK/http-$c.json"
+  n=$(json "$WORK/http-$c.json" 'd["created"]')
+  CREATED=$((CREATED + n))
+  # The relay and the consumer finish this run's events before the next run starts, so
+  # their work is counted here and does not spill into the next run.
+  wait_handled "$CREATED" >/dev/null
+  snapshot after
+  PROFILE_ROWS+="| API, c=$c |$(profile_row "$before" "$after" "$n")"$'\n'
   lim=$(json "$WORK/limit-$c.json" 'round(d["throughput_per_second"], 1)')
   api=$(json "$WORK/http-$c.json" 'round(d["throughput_per_second"], 1)')
   lat=$(json "$WORK/http-$c.json" '"%.2f / %.2f / %.2f / %.2f / %.2f" % tuple(d["latency_ms"][k] for k in ("p50","p90","p99","p999","max"))')
   limlat=$(json "$WORK/limit-$c.json" '"%.2f / %.2f" % (d["latency_ms"]["p50"], d["latency_ms"]["p99"])')
   errs=$(json "$WORK/http-$c.json" 'd["errors"]')
   ratio=$(awk -v a="$api" -v l="$lim" 'BEGIN { printf "%.0f %%", 100 * a / l }')
+  RATIOS+="${ratio% %} "
   THROUGHPUT_ROWS+="| $c | $lim | $limlat | $api | $ratio | $lat | $errs |"$'\n'
   BEST=$(awk -v a="$api" -v b="$BEST" 'BEGIN { print (a > b) ? a : b }')
 done
 USERS_MAX=$(cat "$WORK/users.rss")
 
-# The consumer may still be behind the API runs: let it catch up first, so that the
-# latency run below measures the pipeline, not this backlog.
-CREATED=0
-for c in $LEVELS; do CREATED=$((CREATED + $(json "$WORK/http-$c.json" 'd["created"]'))); done
-log "waiting for the consumer to catch up with $CREATED events"
-t0=$(now_ms)
-until [ "$(handled "$NOTIF_PORT")" -ge "$CREATED" ]; do
-  (($(now_ms) - t0 < 600000)) || die "consumer did not catch up within 10 min"
-  sleep 0.2
-done
-BACKLOG_S=$(awk -v ms="$(($(now_ms) - t0))" 'BEGIN { printf "%.1f", ms / 1000 }')
-
-# 3: end-to-end latency at half the best throughput.
+# 3: end-to-end latency at half the best throughput (the consumer has caught up with
+# the runs above, so this measures the pipeline, not a backlog).
 HALF=$(awk -v b="$BEST" 'BEGIN { printf "%d", b / 2 }')
 log "end-to-end latency at $HALF registrations/s"
+snapshot before
 load --url "http://127.0.0.1:$USERS_PORT" -c 64 --rate "$HALF" --duration "$SECONDS_PER_RUN" --verify \
   --notifications-database-url "$(url "${DBS[3]}")" >"$WORK/e2e.json" || die "verify failed: $(cat "$WORK/e2e.json")"
+snapshot after
+PROFILE_ROWS+="| API at $HALF/s (end-to-end run) |$(profile_row "$before" "$after" "$(json "$WORK/e2e.json" 'd["created"]')")"$'\n'
 E2E=$(json "$WORK/e2e.json" '"%.2f | %.2f | %.2f | %.2f" % tuple(d["verify"]["end_to_end_latency_ms"][k] for k in ("p50","p90","p99","max"))')
 E2E_REQ=$(json "$WORK/e2e.json" '"%.2f | %.2f" % (d["latency_ms"]["p50"], d["latency_ms"]["p99"])')
 E2E_N=$(json "$WORK/e2e.json" 'd["verify"]["delivered"]')
@@ -188,6 +256,7 @@ E2E_RATE=$(json "$WORK/e2e.json" 'round(d["throughput_per_second"], 1)')
 NOTIF_LOADED=$(cat "$WORK/notif.rss")
 stop_service "$USERS_PID"
 stop_service "$NOTIF_PID"
+USERS_PID=0 NOTIF_PID=0
 
 # 4: outbox drain. Rows are inserted with no relay running (as after a Kafka outage),
 # then one user-service with its relay starts. Twice, into one topic: the second run is
@@ -207,6 +276,7 @@ fill_outbox() {
     FROM (SELECT seq, UUID() AS e, UUID() AS u FROM seq_${from}_to_${to}) AS s"
 }
 DRAIN_ROWS_MD=""
+DRAIN_RATES=""
 RELAY_RSS=0
 half=$((DRAIN_ROWS))
 for round in 1 2; do
@@ -223,6 +293,7 @@ for round in 1 2; do
   ms=$(($(now_ms) - t0))
   until [ "$(metric "$STARTED_PORT" 'outbox_backlog ')" = 0 ]; do sleep 0.1; done
   rate=$(awk -v n="$half" -v ms="$ms" 'BEGIN { printf "%.0f", n * 1000 / ms }')
+  DRAIN_RATES+="$rate "
   DRAIN_ROWS_MD+="| $round | $half | $(awk -v ms="$ms" 'BEGIN { printf "%.2f", ms / 1000 }') | $rate | $READY_MS |"$'\n'
   RELAY_RSS=$(awk -v a="$RELAY_RSS" -v b="$(cat "$WORK/relay.rss")" 'BEGIN { print (a > b) ? a : b }')
   stop_service "$STARTED_PID"
@@ -252,18 +323,50 @@ MARIADB_VERSION=$(root_sql 'SELECT VERSION()')
 KAFKA_JAR=$(find "${PLATFORM_CACHE:-$HOME/.cache/platform}" -name 'kafka_2.13-*.jar' 2>/dev/null | head -1)
 KAFKA_VERSION=$(basename "${KAFKA_JAR:-kafka_2.13-unknown.jar}" .jar | sed 's/kafka_2.13-//')
 NOTIF_MAX=$(awk -v a="$NOTIF_LOADED" -v b="$CATCHUP_RSS" 'BEGIN { print (a > b) ? a : b }')
+USERS_MAX_ALL=$(awk -v a="$USERS_MAX" -v b="$RELAY_RSS" 'BEGIN { print (a > b) ? a : b }')
+
+# "met" or "missed" for measured value $1 against target $2; $3 is >= or <=.
+verdict() { awk -v v="$1" -v t="$2" -v op="$3" 'BEGIN { ok = (op == ">=") ? v >= t : v <= t; print ok ? "met" : "**missed**" }'; }
+minimum() { printf '%s\n' "$@" | grep . | sort -g | head -1; }
+maximum() { printf '%s\n' "$@" | grep . | sort -g | tail -1; }
+slashed() { echo "$*" | sed 's/ / \/ /g'; }
+E2E_P50=$(json "$WORK/e2e.json" 'round(d["verify"]["end_to_end_latency_ms"]["p50"], 1)')
+E2E_P99=$(json "$WORK/e2e.json" 'round(d["verify"]["end_to_end_latency_ms"]["p99"], 1)')
+# shellcheck disable=SC2086 # word splitting of the lists is intended
+RATIO_MIN=$(minimum $RATIOS)
+# shellcheck disable=SC2086
+DRAIN_MIN=$(minimum $DRAIN_RATES)
+IDLE_MAX=$(mib "$(maximum "$USERS_IDLE" "$NOTIF_IDLE")")
+LOADED_USERS=$(mib "$USERS_MAX_ALL")
+LOADED_NOTIF=$(mib "$NOTIF_MAX")
+READY_MAX=$(maximum "$USERS_READY" "$NOTIF_READY" "$CATCHUP_READY")
+
 cat >"$OUT" <<EOF
 # Benchmarks
 
 Measured by \`$COMMAND\` on $(date -u '+%Y-%m-%d %H:%M UTC'): release builds, the real
 MariaDB and Kafka of \`scripts/deps.sh\`, durable commits (\`innodb_flush_log_at_trx_commit=1\`,
 the MariaDB default, set for the run; the test configuration uses 2). Every figure below
-comes from this one run, so ratios compare like with like.
+comes from this one run, so ratios compare like with like. The script rewrites this file;
+the analysis at the end (\`docs/benchmarks-notes.md\`) is appended as written.
+
+## Targets
+
+| target | measured | |
+|---|---|---|
+| API throughput ≥ 70 % of the limit, at each concurrency | $(slashed "$RATIOS") % (c = $(slashed "$LEVELS")) | $(verdict "$RATIO_MIN" 70 ">=") |
+| end-to-end p50 ≤ 10 ms at half load | $E2E_P50 ms | $(verdict "$E2E_P50" 10 "<=") |
+| end-to-end p99 ≤ 50 ms at half load | $E2E_P99 ms | $(verdict "$E2E_P99" 50 "<=") |
+| outbox drain ≥ 10,000 events/s | $(slashed "$DRAIN_RATES") events/s | $(verdict "$DRAIN_MIN" 10000 ">=") |
+| consumer catch-up ≥ 20,000 events/s | $CATCHUP_RATE events/s | $(verdict "$CATCHUP_RATE" 20000 ">=") |
+| RSS idle ≤ 20 MiB per service | $(mib "$USERS_IDLE") / $(mib "$NOTIF_IDLE") MiB | $(verdict "$IDLE_MAX" 20 "<=") |
+| RSS at maximum load ≤ 100 MiB per service | $LOADED_USERS / $LOADED_NOTIF MiB | $(verdict "$(maximum "$LOADED_USERS" "$LOADED_NOTIF")" 100 "<=") |
+| ready ≤ 1 s after start | $USERS_READY / $NOTIF_READY / $CATCHUP_READY ms | $(verdict "$READY_MAX" 1000 "<=") |
 
 ## Machine
 
 - $(nproc) cores: $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ //')
-- memory: $(free -h | awk '/^Mem:/ {print $2 " total, " $7 " available at the start"}')
+- memory: $MEMORY_AT_START
 - load average at the end: $(cut -d' ' -f1-3 /proc/loadavg) (shared machine: other jobs run too)
 - $(rustc --version), MariaDB $MARIADB_VERSION, Kafka $KAFKA_VERSION (KRaft, one broker)
 - everything (load generator, both services, MariaDB, Kafka) on the same machine
@@ -272,18 +375,31 @@ comes from this one run, so ratios compare like with like.
 
 \`platformctl load --duration $SECONDS_PER_RUN -c C\` (\`--database-url\` for the limit: the
 same user + outbox transaction through \`UserStore::register\`, no HTTP, no Kafka).
-Both services and the relay run during the API runs. Latencies in ms.
+Both services and the relay run during the API runs; $WARMUP_SECONDS s of warm-up load
+ran first. Latencies in ms.
 
 | concurrency | limit (tx/s) | limit p50 / p99 | API (registrations/s) | API / limit | API p50 / p90 / p99 / p99.9 / max | errors |
 |---:|---:|---:|---:|---:|---:|---:|
 $THROUGHPUT_ROWS
+## Where the work goes
+
+CPU milliseconds per 1000 registrations of each process (\`/proc/<pid>/stat\`; the load
+generator from the shell's child times), and what MariaDB served per registration
+(\`SHOW GLOBAL STATUS\`: \`Questions\` = SQL statements, \`Com_admin_commands\` = pings,
+\`Innodb_data_fsyncs\`). An API row counts until the consumer has handled the run's
+events, so the relay's and the consumer's share is in it. With $(nproc) cores there are
+$(($(nproc) * 1000)) CPU ms a second: a total of T ms per 1000 registrations caps
+throughput near $(($(nproc) * 1000000)) / T registrations a second.
+
+| run | MariaDB | Kafka | user-service | notification-service | load generator | total | statements | pings | fsyncs |
+|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|
+$PROFILE_ROWS
 ## End-to-end latency at half load
 
 \`platformctl load -c 64 --rate $HALF --duration $SECONDS_PER_RUN --verify\`: half of the best
-API throughput above; request sent -> notification delivered and recorded (read from the
-notification database). Achieved rate $E2E_RATE/s; $E2E_N users verified, exactly once: $E2E_ONCE.
-Before it, the consumer was given time to handle the events of the throughput runs
-($CREATED; it needed $BACKLOG_S s after the last run).
+API throughput above; request sent -> notification delivered (its \`delivered_at\`, read
+from the notification database). Achieved rate $E2E_RATE/s; $E2E_N users verified,
+exactly once: $E2E_ONCE. Its profile is the last row of the table above.
 
 | request p50 | request p99 | end-to-end p50 | p90 | p99 | max |
 |---:|---:|---:|---:|---:|---:|
@@ -320,6 +436,6 @@ plus the catch-up (notification-service). Start-up: process start -> \`/health/r
 | user-service | $(mib "$USERS_IDLE") | $(mib "$USERS_MAX") (API), $(mib "$RELAY_RSS") (drain) | $USERS_READY |
 | notification-service | $(mib "$NOTIF_IDLE") | $(mib "$NOTIF_MAX") | $NOTIF_READY (catch-up run: $CATCHUP_READY) |
 EOF
-if [ -f docs/benchmarks-notes.md ]; then cat docs/benchmarks-notes.md >>"$OUT"; fi
+if [ -f docs/benchmarks-notes.md ]; then printf '\n' >>"$OUT" && cat docs/benchmarks-notes.md >>"$OUT"; fi
 log "done: $OUT"
 cat "$OUT"
