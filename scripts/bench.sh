@@ -329,7 +329,8 @@ USERS_MAX_ALL=$(awk -v a="$USERS_MAX" -v b="$RELAY_RSS" 'BEGIN { print (a > b) ?
 verdict() { awk -v v="$1" -v t="$2" -v op="$3" 'BEGIN { ok = (op == ">=") ? v >= t : v <= t; print ok ? "met" : "**missed**" }'; }
 minimum() { printf '%s\n' "$@" | grep . | sort -g | head -1; }
 maximum() { printf '%s\n' "$@" | grep . | sort -g | tail -1; }
-slashed() { echo "$*" | sed 's/ / \/ /g'; }
+# "a / b / c" from a space-separated list (stray spaces dropped).
+slashed() { echo "$*" | xargs | sed 's/ / \/ /g'; }
 E2E_P50=$(json "$WORK/e2e.json" 'round(d["verify"]["end_to_end_latency_ms"]["p50"], 1)')
 E2E_P99=$(json "$WORK/e2e.json" 'round(d["verify"]["end_to_end_latency_ms"]["p99"], 1)')
 # shellcheck disable=SC2086 # word splitting of the lists is intended
