@@ -74,3 +74,18 @@ async fn a_verified_load_run_notifies_every_user_exactly_once() {
     users.stop().await;
     notifications.stop().await;
 }
+
+#[tokio::test]
+async fn a_run_id_that_would_break_the_request_body_is_refused() {
+    // No service is needed: the run id is checked before the first request.
+    let output = tokio::process::Command::new(env!("CARGO_BIN_EXE_platformctl"))
+        .args(["load", "--url", "http://127.0.0.1:9", "--count", "1"])
+        .args(["--run-id", r#"x","email":"evil@example.com"#])
+        .stdin(Stdio::null())
+        .output()
+        .await
+        .expect("run platformctl load");
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(!output.status.success(), "accepted: {stderr}");
+    assert!(stderr.contains("--run-id must be"), "{stderr}");
+}
