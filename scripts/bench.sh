@@ -47,7 +47,7 @@ OUT=${BENCH_OUT:-docs/benchmarks.md}
 if [ "${1:-}" = "--quick" ]; then
   SECONDS_PER_RUN=3 LEVELS="4 16" DRAIN_ROWS=5000 WARMUP_SECONDS=3
 fi
-COMMAND="scripts/bench.sh $*"
+COMMAND="scripts/bench.sh${*:+ $*}"
 RUN=$(date +%s)-$$
 WORK=$(mktemp -d)
 TOKEN=bench-$RUN
