@@ -222,3 +222,68 @@ impl Summary {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn args(extra: &[&str]) -> LoadArgs {
+        LoadArgs::parse_from(std::iter::once("load").chain(extra.iter().copied()))
+    }
+
+    #[test]
+    fn a_count_hands_out_exactly_that_many_tickets() {
+        let plan = plan(&args(&["--count", "3"]));
+        let numbers: Vec<u64> = std::iter::from_fn(|| plan.ticket().map(|(n, _)| n)).collect();
+        assert_eq!(numbers, [0, 1, 2]);
+        assert!(plan.ticket().is_none(), "a finished plan stays finished");
+    }
+
+    #[test]
+    fn a_rate_spaces_the_due_times_evenly() {
+        let plan = plan(&args(&["--count", "3", "--rate", "4"]));
+        let due: Vec<Duration> = std::iter::from_fn(|| plan.ticket())
+            .map(|(_, due)| due.expect("a rate gives due times") - plan.start)
+            .collect();
+        assert_eq!(due, [0, 250, 500].map(Duration::from_millis));
+    }
+
+    #[test]
+    fn a_duration_ends_the_run_at_the_first_request_due_after_it() {
+        // 10 requests a second for 0.25 s: the requests due at 0, 0.1 and 0.2 s.
+        let plan = plan(&args(&["--rate", "10", "--duration", "0.25"]));
+        assert_eq!(std::iter::from_fn(|| plan.ticket()).count(), 3);
+    }
+
+    #[test]
+    fn the_report_counts_every_answer_but_201_as_an_error_by_status() {
+        let mut tally = Tally::new();
+        for (status, micros) in [
+            ("201", 1_000),
+            ("201", 3_000),
+            ("409", 2_000),
+            ("transport", 9_000),
+        ] {
+            tally.latency.record(micros).expect("in range");
+            *tally.statuses.entry(status.to_owned()).or_default() += 1;
+        }
+        for _ in 0..2 {
+            let user_id = uuid::Uuid::new_v4();
+            let sent_at = chrono::Utc::now();
+            tally.created.push(verify::Created { user_id, sent_at });
+        }
+
+        let report = Report::new(&args(&[]), "r", "http", Duration::from_secs(2), &tally);
+
+        assert_eq!((report.requests, report.created, report.errors), (4, 2, 2));
+        let by_status: Vec<(&str, u64)> = report
+            .errors_by_status
+            .iter()
+            .map(|(s, n)| (s.as_str(), *n))
+            .collect();
+        assert_eq!(by_status, [("409", 1), ("transport", 1)]);
+        assert!((report.throughput_per_second - 1.0).abs() < 1e-9);
+        assert!((report.latency_ms.max - 9.0).abs() < 0.01);
+        assert!(!report.passed(), "errors fail the run");
+    }
+}

@@ -218,3 +218,80 @@ async fn from_database(pool: &sqlx::AnyPool, prefix: &str) -> anyhow::Result<Vec
         })
         .collect()
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn at(millis: i64) -> DateTime<Utc> {
+        DateTime::from_timestamp_millis(1_800_000_000_000 + millis).expect("valid time")
+    }
+
+    fn delivery(user_id: Uuid, millis: i64) -> Delivery {
+        Delivery {
+            user_id,
+            delivered_at: at(millis),
+        }
+    }
+
+    #[test]
+    fn every_user_once_is_exactly_once_and_latency_runs_from_sent_to_delivered() {
+        let (a, b) = (Uuid::new_v4(), Uuid::new_v4());
+        let created = [
+            Created {
+                user_id: a,
+                sent_at: at(0),
+            },
+            Created {
+                user_id: b,
+                sent_at: at(10),
+            },
+        ];
+        let rows = [delivery(a, 4), delivery(b, 30)];
+
+        let v = tally(&created, &rows, 0.5);
+
+        assert_eq!(
+            (v.delivered, v.missing, v.duplicated, v.unexpected),
+            (2, 0, 0, 0)
+        );
+        assert!(v.exactly_once);
+        assert!((v.end_to_end_latency_ms.max - 20.0).abs() < 0.1, "{v:?}");
+        assert!((v.end_to_end_latency_ms.p50 - 4.0).abs() < 0.1, "{v:?}");
+    }
+
+    #[test]
+    fn a_missing_or_repeated_notification_fails_the_check() {
+        let (a, b, stranger) = (Uuid::new_v4(), Uuid::new_v4(), Uuid::new_v4());
+        let created = [
+            Created {
+                user_id: a,
+                sent_at: at(0),
+            },
+            Created {
+                user_id: b,
+                sent_at: at(0),
+            },
+        ];
+        // a twice (the later one must not count as its latency), b never, and one user
+        // this run did not see created.
+        let rows = [delivery(a, 50), delivery(a, 5), delivery(stranger, 1)];
+
+        let v = tally(&created, &rows, 0.5);
+
+        assert_eq!(
+            (v.delivered, v.missing, v.duplicated, v.unexpected),
+            (1, 1, 1, 1)
+        );
+        assert!(!v.exactly_once);
+        assert!((v.end_to_end_latency_ms.max - 5.0).abs() < 0.1, "{v:?}");
+    }
+
+    #[test]
+    fn all_delivered_waits_for_every_created_user() {
+        let (a, b) = (Uuid::new_v4(), Uuid::new_v4());
+        let wanted = HashSet::from([a, b]);
+        assert!(!all_delivered(&[delivery(a, 1)], &wanted));
+        assert!(all_delivered(&[delivery(b, 1), delivery(a, 2)], &wanted));
+    }
+}
