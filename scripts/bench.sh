@@ -88,6 +88,9 @@ free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",
 now_ms() { date +%s%3N; }
 rss_kib() { awk '/^VmRSS/ {print $2}' "/proc/$1/status"; }
 mib() { awk -v k="$1" 'BEGIN { printf "%.1f", k / 1024 }'; }
+# Smallest / largest of the numbers given (empty ones ignored).
+minimum() { printf '%s\n' "$@" | grep . | sort -g | head -1; }
+maximum() { printf '%s\n' "$@" | grep . | sort -g | tail -1; }
 json() { python3 -c 'import json,sys; d=json.load(open(sys.argv[1])); print(eval(sys.argv[2], {"d": d}))' "$@"; }
 
 # Starts a service binary; sets STARTED_PID, STARTED_PORT, READY_MS (start -> ready 200).
@@ -235,7 +238,7 @@ for c in $LEVELS; do
   ratio=$(awk -v a="$api" -v l="$lim" 'BEGIN { printf "%.0f %%", 100 * a / l }')
   RATIOS+="${ratio% %} "
   THROUGHPUT_ROWS+="| $c | $lim | $limlat | $api | $ratio | $lat | $errs |"$'\n'
-  BEST=$(awk -v a="$api" -v b="$BEST" 'BEGIN { print (a > b) ? a : b }')
+  BEST=$(maximum "$api" "$BEST")
 done
 USERS_MAX=$(cat "$WORK/users.rss")
 
@@ -278,10 +281,9 @@ fill_outbox() {
 DRAIN_ROWS_MD=""
 DRAIN_RATES=""
 RELAY_RSS=0
-half=$((DRAIN_ROWS))
 for round in 1 2; do
-  from=$(((round - 1) * half + 1)) to=$((round * half))
-  log "outbox drain $round: inserting $half rows"
+  from=$(((round - 1) * DRAIN_ROWS + 1)) to=$((round * DRAIN_ROWS))
+  log "outbox drain $round: inserting $DRAIN_ROWS rows"
   fill_outbox "$from" "$to"
   start_service user-service DATABASE_URL="$DRAIN_DB" KAFKA_TOPIC="$DRAIN_TOPIC" OUTBOX_BATCH_SIZE="${BENCH_OUTBOX_BATCH:-500}"
   t0=$(now_ms)
@@ -292,15 +294,15 @@ for round in 1 2; do
   done
   ms=$(($(now_ms) - t0))
   until [ "$(metric "$STARTED_PORT" 'outbox_backlog ')" = 0 ]; do sleep 0.1; done
-  rate=$(awk -v n="$half" -v ms="$ms" 'BEGIN { printf "%.0f", n * 1000 / ms }')
+  rate=$(awk -v n="$DRAIN_ROWS" -v ms="$ms" 'BEGIN { printf "%.0f", n * 1000 / ms }')
   DRAIN_RATES+="$rate "
-  DRAIN_ROWS_MD+="| $round | $half | $(awk -v ms="$ms" 'BEGIN { printf "%.2f", ms / 1000 }') | $rate | $READY_MS |"$'\n'
-  RELAY_RSS=$(awk -v a="$RELAY_RSS" -v b="$(cat "$WORK/relay.rss")" 'BEGIN { print (a > b) ? a : b }')
+  DRAIN_ROWS_MD+="| $round | $DRAIN_ROWS | $(awk -v ms="$ms" 'BEGIN { printf "%.2f", ms / 1000 }') | $rate | $READY_MS |"$'\n'
+  RELAY_RSS=$(maximum "$RELAY_RSS" "$(cat "$WORK/relay.rss")")
   stop_service "$STARTED_PID"
 done
 
 # 5: consumer catch-up over the 2 x DRAIN_ROWS events now in the drain topic.
-EVENTS=$((2 * half))
+EVENTS=$((2 * DRAIN_ROWS))
 log "consumer catch-up: $EVENTS events"
 start_service notification-service DATABASE_URL="$(url "${DBS[4]}")" KAFKA_TOPIC="$DRAIN_TOPIC" \
   KAFKA_GROUP_ID="bench-catchup-$RUN"
@@ -322,13 +324,11 @@ log "writing $OUT"
 MARIADB_VERSION=$(root_sql 'SELECT VERSION()')
 KAFKA_JAR=$(find "${PLATFORM_CACHE:-$HOME/.cache/platform}" -name 'kafka_2.13-*.jar' 2>/dev/null | head -1)
 KAFKA_VERSION=$(basename "${KAFKA_JAR:-kafka_2.13-unknown.jar}" .jar | sed 's/kafka_2.13-//')
-NOTIF_MAX=$(awk -v a="$NOTIF_LOADED" -v b="$CATCHUP_RSS" 'BEGIN { print (a > b) ? a : b }')
-USERS_MAX_ALL=$(awk -v a="$USERS_MAX" -v b="$RELAY_RSS" 'BEGIN { print (a > b) ? a : b }')
+NOTIF_MAX=$(maximum "$NOTIF_LOADED" "$CATCHUP_RSS")
+USERS_MAX_ALL=$(maximum "$USERS_MAX" "$RELAY_RSS")
 
 # "met" or "missed" for measured value $1 against target $2; $3 is >= or <=.
 verdict() { awk -v v="$1" -v t="$2" -v op="$3" 'BEGIN { ok = (op == ">=") ? v >= t : v <= t; print ok ? "met" : "**missed**" }'; }
-minimum() { printf '%s\n' "$@" | grep . | sort -g | head -1; }
-maximum() { printf '%s\n' "$@" | grep . | sort -g | tail -1; }
 # "a / b / c" from a space-separated list (stray spaces dropped).
 slashed() { echo "$*" | xargs | sed 's/ / \/ /g'; }
 E2E_P50=$(json "$WORK/e2e.json" 'round(d["verify"]["end_to_end_latency_ms"]["p50"], 1)')

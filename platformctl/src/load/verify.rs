@@ -227,6 +227,13 @@ mod tests {
         DateTime::from_timestamp_millis(1_800_000_000_000 + millis).expect("valid time")
     }
 
+    fn created(user_id: Uuid, millis: i64) -> Created {
+        Created {
+            user_id,
+            sent_at: at(millis),
+        }
+    }
+
     fn delivery(user_id: Uuid, millis: i64) -> Delivery {
         Delivery {
             user_id,
@@ -237,16 +244,7 @@ mod tests {
     #[test]
     fn every_user_once_is_exactly_once_and_latency_runs_from_sent_to_delivered() {
         let (a, b) = (Uuid::new_v4(), Uuid::new_v4());
-        let created = [
-            Created {
-                user_id: a,
-                sent_at: at(0),
-            },
-            Created {
-                user_id: b,
-                sent_at: at(10),
-            },
-        ];
+        let created = [created(a, 0), created(b, 10)];
         let rows = [delivery(a, 4), delivery(b, 30)];
 
         let v = tally(&created, &rows, 0.5);
@@ -263,16 +261,7 @@ mod tests {
     #[test]
     fn a_missing_or_repeated_notification_fails_the_check() {
         let (a, b, stranger) = (Uuid::new_v4(), Uuid::new_v4(), Uuid::new_v4());
-        let created = [
-            Created {
-                user_id: a,
-                sent_at: at(0),
-            },
-            Created {
-                user_id: b,
-                sent_at: at(0),
-            },
-        ];
+        let created = [created(a, 0), created(b, 0)];
         // a twice (the later one must not count as its latency), b never, and one user
         // this run did not see created.
         let rows = [delivery(a, 50), delivery(a, 5), delivery(stranger, 1)];
