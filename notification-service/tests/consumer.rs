@@ -5,11 +5,9 @@ mod helpers;
 
 use std::collections::HashSet;
 
-use helpers::{Backends, TOKEN, WAIT, event, spawn_app};
-use rdkafka::consumer::{Consumer, StreamConsumer};
+use helpers::{Backends, TOKEN, WAIT, dead_letters, event, spawn_app};
 use rdkafka::message::{Headers, Message};
 use reqwest::StatusCode;
-use service_kit::kafka::KafkaArgs;
 use service_kit::testing::eventually;
 
 #[tokio::test]
@@ -86,21 +84,8 @@ async fn poison_messages_go_to_the_dead_letter_topic_and_the_stream_goes_on() {
     .await;
     assert!(dead, "both poison messages dead-lettered");
 
-    let dlq = KafkaArgs::new(
-        backends.kafka.args.bootstrap_servers.clone(),
-        events::dlq_topic(&backends.kafka.args.topic),
-    );
-    let consumer: StreamConsumer = dlq
-        .consumer_config("dlq-reader")
-        .create()
-        .expect("consumer");
-    consumer.subscribe(&[&dlq.topic]).expect("subscribe");
     let mut keys = HashSet::new();
-    for _ in 0..2 {
-        let message = tokio::time::timeout(WAIT, consumer.recv())
-            .await
-            .expect("dead letter")
-            .expect("message");
+    for message in dead_letters(&backends.kafka.args, 2).await {
         let headers: Vec<_> = message
             .headers()
             .expect("headers")

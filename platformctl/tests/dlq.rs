@@ -94,6 +94,7 @@ impl Setup {
         let receiver = Receiver::start().await;
         let mut config = notification_service::Config::new(db.url.clone(), kafka.args.clone());
         config.common.admin_token = Some(TOKEN.into());
+        config.group_id = kafka.group.clone();
         config.channel = ChannelKind::Webhook;
         config.webhook.webhook_url = Some(receiver.url.clone());
         config.webhook.webhook_secret = Some(Secret::new("replay-secret"));
@@ -186,23 +187,6 @@ impl Setup {
             .map(|n| n["event_id"].as_str().expect("id").to_owned())
             .collect()
     }
-
-    /// Messages in the events topic (sum of the high watermarks).
-    async fn topic_messages(&self) -> i64 {
-        let status: Value = self
-            .service
-            .get("/consumer/status", None)
-            .await
-            .json()
-            .await
-            .expect("json");
-        status["partitions"]
-            .as_array()
-            .expect("partitions")
-            .iter()
-            .map(|p| p["high_watermark"].as_i64().expect("watermark"))
-            .sum()
-    }
 }
 
 #[tokio::test]
@@ -217,7 +201,7 @@ async fn a_replayed_dead_letter_is_delivered_once_and_a_second_replay_repeats_no
     assert!(listing.contains("attempts=2"), "{listing}");
     assert!(listing.contains("500"), "the reason is listed: {listing}");
     assert_eq!(
-        setup.topic_messages().await,
+        setup.kafka.messages().await,
         1,
         "a dry run publishes nothing"
     );
@@ -234,7 +218,7 @@ async fn a_replayed_dead_letter_is_delivered_once_and_a_second_replay_repeats_no
     let again = setup.replay(&[]);
     assert!(again.contains("replayed 0 of 0"), "{again}");
     assert_eq!(
-        setup.topic_messages().await,
+        setup.kafka.messages().await,
         2,
         "the original and one replay"
     );

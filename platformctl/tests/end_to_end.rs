@@ -45,6 +45,7 @@ impl Platform {
             self.kafka.args.clone(),
         );
         config.common.admin_token = Some(TOKEN.into());
+        config.group_id = self.kafka.group.clone();
         let app = notification_service::Application::build(&config)
             .await
             .expect("notification-service");

@@ -21,6 +21,7 @@ async fn user_service(db: &TestDatabase, kafka: &TestKafka) -> TestServer {
 async fn notification_service(db: &TestDatabase, kafka: &TestKafka) -> TestServer {
     let mut config = notification_service::Config::new(db.url.clone(), kafka.args.clone());
     config.common.admin_token = Some(TOKEN.into());
+    config.group_id = kafka.group.clone();
     let app = notification_service::Application::build(&config)
         .await
         .expect("notification-service");

@@ -83,9 +83,12 @@ async fn fresh_mysql_database(server_url: &str) -> String {
     format!("{}/{name}", server_url.trim_end_matches('/'))
 }
 
-/// A Kafka cluster with a topic (and its dead-letter topic) that exists only for one test.
+/// A Kafka cluster with a topic (and its dead-letter topic) that exists only for one test,
+/// and a consumer group name of its own: tests running side by side on one broker must not
+/// share a group, or each one's join and leave rebalances the others.
 pub struct TestKafka {
     pub args: KafkaArgs,
+    pub group: String,
     _mock: Option<MockCluster<'static, DefaultProducerContext>>,
 }
 
@@ -93,6 +96,7 @@ impl TestKafka {
     pub async fn create(backend: &Backend, partitions: i32) -> Self {
         let topic = format!("test-{}", Uuid::new_v4().simple());
         let topics = [topic.clone(), crate_dlq(&topic)];
+        let group = format!("group-{}", Uuid::new_v4().simple());
         match backend {
             Backend::Embedded => {
                 let mock = MockCluster::new(1).expect("librdkafka mock cluster");
@@ -102,6 +106,7 @@ impl TestKafka {
                 let args = KafkaArgs::new(mock.bootstrap_servers(), topic);
                 Self {
                     args,
+                    group,
                     _mock: Some(mock),
                 }
             }
@@ -115,9 +120,44 @@ impl TestKafka {
                 .await
                 .expect("topic creation timed out: is Kafka up at TEST_KAFKA_BROKERS?")
                 .expect("create test topics");
-                Self { args, _mock: None }
+                Self {
+                    args,
+                    group,
+                    _mock: None,
+                }
             }
         }
+    }
+}
+
+impl TestKafka {
+    /// Messages in the test topic: high minus low watermark summed over its partitions,
+    /// asked of the broker itself (not of a service's view of its assignment).
+    pub async fn messages(&self) -> i64 {
+        let args = self.args.clone();
+        tokio::task::spawn_blocking(move || {
+            use rdkafka::consumer::{BaseConsumer, Consumer};
+            let wait = Duration::from_secs(30);
+            let consumer: BaseConsumer = args
+                .consumer_config(&format!("watermarks-{}", Uuid::new_v4().simple()))
+                .create()
+                .expect("consumer");
+            let metadata = consumer
+                .fetch_metadata(Some(&args.topic), wait)
+                .expect("topic metadata");
+            metadata.topics()[0]
+                .partitions()
+                .iter()
+                .map(|p| {
+                    let (low, high) = consumer
+                        .fetch_watermarks(&args.topic, p.id(), wait)
+                        .expect("watermarks");
+                    high - low
+                })
+                .sum()
+        })
+        .await
+        .expect("watermarks task")
     }
 }
 

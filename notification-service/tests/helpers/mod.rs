@@ -36,7 +36,7 @@ impl Backends {
     pub fn config(&self) -> Config {
         let mut config = Config::new(self.db.url.clone(), self.kafka.args.clone());
         config.common.admin_token = Some(TOKEN.to_owned());
-        config.group_id = format!("group-{}", Uuid::new_v4());
+        config.group_id = self.kafka.group.clone();
         config.delivery_retry_base_ms = 10;
         config
     }

@@ -85,7 +85,6 @@ pub struct Stack {
     pub users_db: TestDatabase,
     pub notifications_db: TestDatabase,
     pub kafka: TestKafka,
-    pub group: String,
     logs: tempfile::TempDir,
 }
 
@@ -100,7 +99,6 @@ impl Stack {
             users_db: TestDatabase::create(&backend).await,
             notifications_db: TestDatabase::create(&backend).await,
             kafka: TestKafka::create(&backend, 6).await,
-            group: format!("faults-{}", uuid::Uuid::new_v4().simple()),
             logs: tempfile::tempdir().expect("log dir"),
         }
     }
@@ -150,7 +148,7 @@ impl Stack {
             "notification-service",
             &[
                 ("DATABASE_URL", self.notifications_db.url.clone()),
-                ("KAFKA_GROUP_ID", self.group.clone()),
+                ("KAFKA_GROUP_ID", self.kafka.group.clone()),
             ],
         );
         wait_live(&service).await;
@@ -193,30 +191,6 @@ impl Stack {
         })
         .await;
         self.notified().await
-    }
-
-    /// Messages in the events topic (sum over partitions).
-    pub fn topic_messages(&self) -> i64 {
-        use rdkafka::consumer::{BaseConsumer, Consumer};
-        let consumer: BaseConsumer = self
-            .kafka
-            .args
-            .consumer_config("watermarks")
-            .create()
-            .expect("consumer");
-        let metadata = consumer
-            .fetch_metadata(Some(&self.kafka.args.topic), Duration::from_secs(10))
-            .expect("metadata");
-        metadata.topics()[0]
-            .partitions()
-            .iter()
-            .map(|p| {
-                let (low, high) = consumer
-                    .fetch_watermarks(&self.kafka.args.topic, p.id(), Duration::from_secs(10))
-                    .expect("watermarks");
-                high - low
-            })
-            .sum()
     }
 }
 

@@ -55,7 +55,7 @@ async fn kafka_killed_mid_stream_loses_and_duplicates_nothing() {
     eprintln!(
         "kafka killed: registered {}, in topic {}, delivered {rows}, duplicates suppressed {duplicates}, lost {}",
         report.created.len(),
-        stack.topic_messages(),
+        stack.kafka.messages().await,
         report.created.len() - notified.len()
     );
     assert_eq!(report.created.len(), COUNT);
@@ -188,21 +188,21 @@ async fn user_service_killed_before_its_relay_ran_publishes_everything_after_res
         COUNT,
         "every 201 left its outbox row"
     );
-    assert_eq!(stack.topic_messages(), 0, "nothing published yet");
+    assert_eq!(stack.kafka.messages().await, 0, "nothing published yet");
 
     let users = stack.user_service(true).await;
     let (rows, notified) = stack.wait_all_notified(&report.created).await;
     eprintln!(
         "user-service killed before relay: registered {}, published after restart {}, delivered {rows}, duplicates suppressed {}, lost {}",
         report.created.len(),
-        stack.topic_messages(),
+        stack.kafka.messages().await,
         metric(&notifications, DUPLICATES).await,
         report.created.len() - notified.len()
     );
     assert_eq!(notified, report.created);
     assert_eq!(rows, COUNT);
     assert_eq!(
-        stack.topic_messages(),
+        stack.kafka.messages().await,
         COUNT as i64,
         "each row published exactly once"
     );
@@ -244,13 +244,13 @@ async fn two_replicas_each_publish_and_consume_once_through_a_rebalance() {
         report.created.len(),
         published[0],
         published[1],
-        stack.topic_messages(),
+        stack.kafka.messages().await,
         metric(&consumer_b, DUPLICATES).await,
         report.created.len() - notified.len()
     );
     assert!(published.iter().all(|p| *p > 0.0), "both relays published");
     assert_eq!(
-        stack.topic_messages(),
+        stack.kafka.messages().await,
         COUNT as i64,
         "no row published by both relays"
     );
