@@ -172,6 +172,14 @@ handled() {
   local u; u=$(metric "$1" 'events_consumed_total{event_type="com.platform.user.registered.v1",outcome="duplicate"}')
   echo $((d + u))
 }
+# Waits until the notification-service of the API runs has handled $1 events.
+wait_handled() {
+  local t0; t0=$(now_ms)
+  until [ "$(handled "$NOTIF_PORT")" -ge "$1" ]; do
+    (($(now_ms) - t0 < 600000)) || die "consumer did not catch up within 10 min"
+    sleep 0.2
+  done
+}
 
 topic() { "$BIN/platformctl" topics create --bootstrap-servers "$TEST_KAFKA_BROKERS" --kafka-topic "$1" --partitions 6 >/dev/null 2>&1; }
 
@@ -197,20 +205,12 @@ sample_rss "$NOTIF_PID" "$WORK/notif.rss" & PIDS+=($!)
 log "warm-up: $WARMUP_SECONDS s of POST /register/ at concurrency 16"
 load --url "http://127.0.0.1:$USERS_PORT" -c 16 --duration "$WARMUP_SECONDS" >"$WORK/warmup.json"
 WARMUP_CREATED=$(json "$WORK/warmup.json" 'd["created"]')
-wait_handled() {
-  local want=$1 t0; t0=$(now_ms)
-  until [ "$(handled "$NOTIF_PORT")" -ge "$want" ]; do
-    (($(now_ms) - t0 < 600000)) || die "consumer did not catch up within 10 min"
-    sleep 0.2
-  done
-  echo $(($(now_ms) - t0))
-}
-wait_handled "$WARMUP_CREATED" >/dev/null
+wait_handled "$WARMUP_CREATED"
 
 # 1 + 2: the limit and the API, alternating per level so both see the same machine.
 THROUGHPUT_ROWS=""
 PROFILE_ROWS=""
-before="" after=""
+before="" after="" # set by snapshot
 RATIOS=""
 BEST=0
 CREATED=$WARMUP_CREATED
@@ -227,7 +227,7 @@ for c in $LEVELS; do
   CREATED=$((CREATED + n))
   # The relay and the consumer finish this run's events before the next run starts, so
   # their work is counted here and does not spill into the next run.
-  wait_handled "$CREATED" >/dev/null
+  wait_handled "$CREATED"
   snapshot after
   PROFILE_ROWS+="| API, c=$c |$(profile_row "$before" "$after" "$n")"$'\n'
   lim=$(json "$WORK/limit-$c.json" 'round(d["throughput_per_second"], 1)')

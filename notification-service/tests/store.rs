@@ -140,3 +140,40 @@ async fn a_connection_given_up_mid_transaction_is_replaced_and_a_kept_one_reused
     conn.keep();
     assert_eq!(recorded(&store).await, HashSet::from([kept.event_id]));
 }
+
+#[tokio::test]
+async fn a_connection_kept_after_a_failed_multi_statement_batch_is_outside_its_transaction() {
+    let (_test_db, db) = database().await;
+    let store = NotificationStore::new(db.clone());
+    let own = OwnConnection::new(db.clone());
+    let first = notification(0);
+    record_all(&db, std::slice::from_ref(&first))
+        .await
+        .expect("record");
+
+    // As the consumer does: a unique violation keeps the connection. The batch is longer
+    // than one INSERT, so it failed inside a transaction that must be rolled back.
+    let mut conn = own.lock().await.expect("connection");
+    let mut batch: Vec<Notification> = (1..=ROWS_PER_INSERT + 1).map(notification).collect();
+    batch.push(first.clone());
+    let error = store
+        .record_all(&mut conn, &batch)
+        .await
+        .expect_err("a recorded event id");
+    assert!(error.is_unique_violation(), "{error}");
+    conn.keep();
+
+    // The next write on the kept connection commits on its own: another connection sees
+    // it, and none of the failed batch.
+    let next = notification(99);
+    let mut conn = own.lock().await.expect("kept connection");
+    store
+        .record_all(&mut conn, std::slice::from_ref(&next))
+        .await
+        .expect("record on the kept connection");
+    conn.keep();
+    assert_eq!(
+        recorded(&store).await,
+        HashSet::from([first.event_id, next.event_id])
+    );
+}

@@ -128,9 +128,7 @@ impl TestKafka {
             }
         }
     }
-}
 
-impl TestKafka {
     /// Messages in the test topic: high minus low watermark summed over its partitions,
     /// asked of the broker itself (not of a service's view of its assignment).
     pub async fn messages(&self) -> i64 {
