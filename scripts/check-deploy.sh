@@ -139,12 +139,78 @@ check_k8s_dir() {
   scripts/render-k8s.sh --check
 }
 
+# Published host ports of docker-compose.yml: service:variable:default:container port.
+# Every one is "127.0.0.1:${VARIABLE:-default}:port"; the list is the table in the
+# compose file's header and in docs/deployment.md.
+COMPOSE_HOST_PORTS=(
+  traefik:GATEWAY_PORT:80:80
+  traefik:TRAEFIK_DASHBOARD_PORT:8080:8080
+  user-service:USER_SERVICE_PORT:8000:8000
+  notification-service:NOTIFICATION_SERVICE_PORT:8001:8001
+  mysql:MYSQL_PORT:3306:3306
+  kafka:KAFKA_PORT:9094:9094
+  prometheus:PROMETHEUS_PORT:9090:9090
+  grafana:GRAFANA_PORT:3000:3000
+  adminer:ADMINER_PORT:8081:8080
+)
+
 check_compose() {
   step "docker compose: Compose Specification, healthchecks, pinned images, Traefik routes"
   compose-validate docker-compose.yml deploy/traefik/dynamic.yml || die "docker-compose.yml is invalid"
+  check_compose_ports
   step "Dockerfile (hadolint)"
   hadolint --config .hadolint.yaml Dockerfile || die "hadolint found problems in the Dockerfile"
   log "Dockerfile passes hadolint"
+}
+
+# The host ports interpolate: with no environment every port is its default, and
+# with every variable set (as a user would export them) every port moves, Kafka
+# advertises the moved port, and nothing else is published.
+check_compose_ports() {
+  step "docker compose: host ports from variables (defaults and an override)"
+  local entry service var default target overrides=() spec_default="" spec_override="" port=20001
+  for entry in "${COMPOSE_HOST_PORTS[@]}"; do
+    IFS=: read -r service var default target <<<"$entry"
+    overrides+=(-env "$var=$port")
+    spec_default+="$service 127.0.0.1:$default:$target"$'\n'
+    spec_override+="$service 127.0.0.1:$port:$target"$'\n'
+    grep -q "^#.*\b$var\b" docker-compose.yml || die "$var is not documented in docker-compose.yml's header"
+    grep -q "\b$var\b" docs/deployment.md || die "$var is not documented in docs/deployment.md"
+    port=$((port + 1))
+  done
+  compose-validate -config docker-compose.yml >"$RENDERS/compose-defaults.json" 2>/dev/null \
+    || die "docker-compose.yml does not load with an empty environment"
+  compose-validate "${overrides[@]}" -config docker-compose.yml >"$RENDERS/compose-override.json" 2>/dev/null \
+    || die "docker-compose.yml does not load with the host-port variables set"
+  python3 - "$RENDERS/compose-defaults.json" "$spec_default" "$RENDERS/compose-override.json" "$spec_override" <<'PY' \
+    || die "the compose host ports do not interpolate as documented"
+import json, sys
+
+def published(path):
+    project = json.load(open(path))
+    out = set()
+    for name, svc in project["services"].items():
+        for p in svc.get("ports") or []:
+            out.add(f'{name} {p.get("host_ip", "")}:{p.get("published", "")}:{p["target"]}')
+    kafka_env = project["services"]["kafka"].get("environment") or {}
+    return out, kafka_env.get("KAFKA_ADVERTISED_LISTENERS", "")
+
+failed = False
+for label, path, spec in (("defaults", sys.argv[1], sys.argv[2]), ("override", sys.argv[3], sys.argv[4])):
+    want = {line for line in spec.splitlines() if line}
+    got, advertised = published(path)
+    for missing in sorted(want - got):
+        print(f"[deploy] {label}: expected published port {missing} is missing"); failed = True
+    for extra in sorted(got - want):
+        print(f"[deploy] {label}: published port {extra} is not in the documented table"); failed = True
+    kafka = next(l for l in want if l.startswith("kafka "))
+    host_port = kafka.split()[1].split(":")[1]
+    if f"EXTERNAL://localhost:{host_port}" not in advertised:
+        print(f"[deploy] {label}: Kafka advertises {advertised!r}, not localhost:{host_port}"); failed = True
+    if not failed:
+        print(f"[deploy] {label}: {len(got)} published ports as documented, Kafka advertises localhost:{host_port}")
+sys.exit(1 if failed else 0)
+PY
 }
 
 check_prometheus() {

@@ -12,10 +12,15 @@
 //   - every bind-mounted file or directory exists;
 //   - optionally, a Traefik dynamic configuration file is well-formed and
 //     routes only to services of the project.
+//
+// -env NAME=VALUE interpolates with those variables instead of an empty
+// environment, and -config prints the resolved project as JSON, so a script can
+// check what an override does (scripts/check-deploy.sh: the host ports).
 package main
 
 import (
 	"context"
+	"flag"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -30,16 +35,38 @@ import (
 // A reference without ":-", "-", ":?" or "?" has no default and needs a .env.
 var bareVariable = regexp.MustCompile(`\$\{[A-Za-z_][A-Za-z0-9_]*\}|\$[A-Za-z_][A-Za-z0-9_]*`)
 
+// envFlags collects repeated -env NAME=VALUE options.
+type envFlags map[string]string
+
+func (e envFlags) String() string { return fmt.Sprint(map[string]string(e)) }
+
+func (e envFlags) Set(v string) error {
+	name, value, ok := strings.Cut(v, "=")
+	if !ok || name == "" {
+		return fmt.Errorf("want NAME=VALUE, got %q", v)
+	}
+	e[name] = value
+	return nil
+}
+
 func main() {
-	if len(os.Args) < 2 || len(os.Args) > 3 {
-		fmt.Fprintln(os.Stderr, "usage: compose-validate docker-compose.yml [traefik-dynamic.yml]")
+	env := envFlags{}
+	flag.Var(env, "env", "NAME=VALUE to interpolate with (repeatable); by default the environment is empty, so the file must stand on its defaults")
+	printConfig := flag.Bool("config", false, "print the resolved project as JSON on stdout (like `docker compose config --format json`)")
+	flag.Usage = func() {
+		fmt.Fprintln(os.Stderr, "usage: compose-validate [-env NAME=VALUE]... [-config] docker-compose.yml [traefik-dynamic.yml]")
+		flag.PrintDefaults()
+	}
+	flag.Parse()
+	if flag.NArg() < 1 || flag.NArg() > 2 {
+		flag.Usage()
 		os.Exit(2)
 	}
 	traefikFile := ""
-	if len(os.Args) == 3 {
-		traefikFile = os.Args[2]
+	if flag.NArg() == 2 {
+		traefikFile = flag.Arg(1)
 	}
-	problems, err := validate(os.Args[1], traefikFile)
+	problems, project, err := validateWith(flag.Arg(0), traefikFile, env)
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "compose-validate:", err)
 		os.Exit(1)
@@ -51,32 +78,52 @@ func main() {
 		fmt.Fprintf(os.Stderr, "compose-validate: %d problem(s)\n", len(problems))
 		os.Exit(1)
 	}
+	if *printConfig {
+		out, err := project.MarshalJSON()
+		if err != nil {
+			fmt.Fprintln(os.Stderr, "compose-validate:", err)
+			os.Exit(1)
+		}
+		fmt.Println(string(out))
+	}
 }
 
+// validate checks the file as it stands on its own defaults (no environment).
 func validate(path, traefikFile string) ([]string, error) {
+	problems, _, err := validateWith(path, traefikFile, nil)
+	return problems, err
+}
+
+// validateWith checks the file interpolated with env (nil: an empty environment)
+// and returns the resolved project.
+func validateWith(path, traefikFile string, env map[string]string) ([]string, *types.Project, error) {
 	raw, err := os.ReadFile(path)
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	problems := bareVariables(string(raw))
 	abs, err := filepath.Abs(path)
 	if err != nil {
-		return nil, err
+		return nil, nil, err
+	}
+	envList := make([]string, 0, len(env))
+	for k, v := range env {
+		envList = append(envList, k+"="+v)
 	}
 	opts, err := cli.NewProjectOptions([]string{abs},
 		cli.WithWorkingDirectory(filepath.Dir(abs)),
-		// An empty environment: the file must stand on its own defaults.
-		cli.WithEnv(nil),
+		// Only the given variables: the file must stand on its own defaults.
+		cli.WithEnv(envList),
 		cli.WithProfiles([]string{"*"}),
 		cli.WithResolvedPaths(true),
 		cli.WithConsistency(true),
 	)
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	project, err := opts.LoadProject(context.Background())
 	if err != nil {
-		return nil, fmt.Errorf("%s does not conform to the Compose Specification: %w", path, err)
+		return nil, nil, fmt.Errorf("%s does not conform to the Compose Specification: %w", path, err)
 	}
 	oneShot := oneShotServices(project)
 	names := make([]string, 0, len(project.Services))
@@ -94,9 +141,9 @@ func validate(path, traefikFile string) ([]string, error) {
 		}
 		problems = append(problems, validateTraefik(traefikFile, services)...)
 	}
-	fmt.Printf("compose-validate: %s conforms to the Compose Specification (%d services: %s)\n",
+	fmt.Fprintf(os.Stderr, "compose-validate: %s conforms to the Compose Specification (%d services: %s)\n",
 		path, len(names), strings.Join(names, ", "))
-	return problems, nil
+	return problems, project, nil
 }
 
 func bareVariables(raw string) []string {

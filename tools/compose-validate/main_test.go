@@ -82,3 +82,36 @@ func TestDependsOnStartedFails(t *testing.T) {
 	expectProblem(t, problemsOf(t, strings.Replace(goodCompose, "service_completed_successfully", "service_started", 1)),
 		"waits only for")
 }
+
+const portsCompose = `
+services:
+  app:
+    image: example/app:1.0.0
+    ports:
+      - "127.0.0.1:${APP_PORT:-8000}:8000"
+    healthcheck:
+      test: ["CMD", "true"]
+    mem_limit: 64m
+`
+
+func publishedPort(t *testing.T, env map[string]string) string {
+	t.Helper()
+	problems, project, err := validateWith(writeCompose(t, portsCompose), "", env)
+	if err != nil || len(problems) > 0 {
+		t.Fatalf("unexpected problems: %v %q", err, problems)
+	}
+	ports := project.Services["app"].Ports
+	if len(ports) != 1 {
+		t.Fatalf("want one published port, got %+v", ports)
+	}
+	return ports[0].HostIP + ":" + ports[0].Published
+}
+
+func TestHostPortDefaultAndOverride(t *testing.T) {
+	if got := publishedPort(t, nil); got != "127.0.0.1:8000" {
+		t.Fatalf("default: got %s", got)
+	}
+	if got := publishedPort(t, map[string]string{"APP_PORT": "18000"}); got != "127.0.0.1:18000" {
+		t.Fatalf("override: got %s", got)
+	}
+}
