@@ -212,10 +212,52 @@ objects that cannot work.
 {{- $errors = append $errors (printf "%s.autoscaling.minReplicas must not exceed maxReplicas" $app.key) -}}
 {{- end -}}
 {{- end -}}
+{{- if and .Values.autoscaling.keda.enabled (gt (int .Values.autoscaling.keda.minReplicaCount) (int .Values.autoscaling.keda.maxReplicaCount)) -}}
+{{- $errors = append $errors "autoscaling.keda.minReplicaCount must not exceed maxReplicaCount" -}}
+{{- end -}}
 {{- if and .Values.gatewayApi.enabled (not .Values.gatewayApi.parentRefs) -}}
 {{- $errors = append $errors "gatewayApi.enabled=true needs gatewayApi.parentRefs (the Gateway to attach the routes to)" -}}
 {{- end -}}
 {{- if $errors -}}
 {{- fail (printf "\n\nVALUES VALIDATION:\n  - %s\n" (join "\n  - " $errors)) -}}
 {{- end -}}
+{{- end -}}
+
+{{/*
+KEDA Kafka scaler authentication derived from secrets.kafkaProperties
+(librdkafka's comma-separated key=value form): a YAML map of KEDA's parameter
+names (sasl, username, password, tls), empty when the brokers need neither.
+*/}}
+{{- define "platform.kedaKafkaAuth" -}}
+{{- $props := dict -}}
+{{- range $pair := splitList "," (.Values.secrets.kafkaProperties | default "") -}}
+{{- $kv := regexSplit "=" (trim $pair) 2 -}}
+{{- if eq (len $kv) 2 -}}
+{{- $_ := set $props (trim (index $kv 0)) (trim (index $kv 1)) -}}
+{{- end -}}
+{{- end -}}
+{{- $protocol := get $props "security.protocol" | upper -}}
+{{- $auth := dict -}}
+{{- if has $protocol (list "SSL" "SASL_SSL") -}}
+{{- $_ := set $auth "tls" "enable" -}}
+{{- end -}}
+{{- if has $protocol (list "SASL_PLAINTEXT" "SASL_SSL") -}}
+{{- $mechanisms := dict "PLAIN" "plaintext" "SCRAM-SHA-256" "scram_sha256" "SCRAM-SHA-512" "scram_sha512" -}}
+{{- $mechanism := get $props "sasl.mechanism" | default "PLAIN" | upper -}}
+{{- $sasl := get $mechanisms $mechanism -}}
+{{- if not $sasl -}}
+{{- fail (printf "autoscaling.keda: sasl.mechanism=%s in secrets.kafkaProperties has no KEDA Kafka scaler equivalent (PLAIN, SCRAM-SHA-256, SCRAM-SHA-512); use autoscaling.keda.kafkaAuthSecret" $mechanism) -}}
+{{- end -}}
+{{- $_ := set $auth "sasl" $sasl -}}
+{{- $_ := set $auth "username" (get $props "sasl.username") -}}
+{{- $_ := set $auth "password" (get $props "sasl.password") -}}
+{{- end -}}
+{{- if $auth -}}
+{{- toYaml $auth -}}
+{{- end -}}
+{{- end -}}
+
+{{/* "true" when KEDA scales this service (the notification-service with autoscaling.keda.enabled). Usage: include "platform.scaledByKeda" (list $ "notificationService") */}}
+{{- define "platform.scaledByKeda" -}}
+{{- if and (index . 0).Values.autoscaling.keda.enabled (eq (index . 1) "notificationService") -}}true{{- end -}}
 {{- end -}}
