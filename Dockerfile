@@ -14,33 +14,70 @@
 #
 # Dependency caching uses BuildKit cache mounts (the cargo registry and the target
 # directory survive between builds), so a source-only change recompiles only the
-# workspace crates. BuildKit is the default builder of current Docker releases.
+# workspace crates. BuildKit is the default builder of current Docker releases;
+# the legacy builder cannot build this file (RUN --mount, $BUILDPLATFORM).
+#
+# Two architectures, no emulated Rust build: the builder stage always runs on the
+# build machine's platform ($BUILDPLATFORM) and cross-compiles for the image's
+# platform ($TARGETPLATFORM) with Debian's cross toolchain and the target's -dev
+# packages from Debian's multi-arch archive (scripts/lib/cross-env.sh sets the
+# linker, CC/CXX/AR for cc-rs and librdkafka's configure, and pkg-config). Only the
+# runtime stage's apt-get runs for the target platform (under QEMU when foreign).
+#
+#   docker buildx build --platform linux/amd64,linux/arm64 --target user-service \
+#     -t registry.example/platform/user-service:0.1.0 --push .
+#
+# scripts/cross-arm64.sh proves the arm64 path without Docker: the same
+# cross-env.sh, the release binaries for aarch64, run under qemu-user.
 
 ARG RUST_IMAGE=rust:1.95.0-bookworm
 ARG RUNTIME_IMAGE=debian:12.12-slim
 
-FROM ${RUST_IMAGE} AS builder
+FROM --platform=$BUILDPLATFORM ${RUST_IMAGE} AS builder
+ARG BUILDARCH
+ARG TARGETARCH
+SHELL ["/bin/bash", "-o", "pipefail", "-c"]
 # Build dependencies of the librdkafka that rdkafka-sys compiles from source
-# (configure/make, or cmake with the cmake-build feature), and headers of the
-# TLS, SASL and compression libraries it may link dynamically.
-RUN apt-get update \
- && apt-get install -y --no-install-recommends \
-      build-essential cmake pkg-config perl \
-      libssl-dev libsasl2-dev zlib1g-dev libzstd-dev \
- && rm -rf /var/lib/apt/lists/*
+# (its own configure/make), and headers of the TLS, SASL and compression
+# libraries it may link dynamically. For a foreign TARGETARCH also the cross
+# compiler and the target's OpenSSL and zlib (multi-arch :<arch> packages, the
+# same versions the runtime image installs), and the Rust standard library for
+# the target.
+RUN case "$TARGETARCH" in \
+      amd64) rust_target=x86_64-unknown-linux-gnu; gnu=x86-64-linux-gnu ;; \
+      arm64) rust_target=aarch64-unknown-linux-gnu; gnu=aarch64-linux-gnu ;; \
+      *) echo "unsupported TARGETARCH '$TARGETARCH' (amd64, arm64)" >&2; exit 1 ;; \
+    esac \
+ && packages=(build-essential cmake pkg-config perl libssl-dev libsasl2-dev zlib1g-dev libzstd-dev) \
+ && if [ "$TARGETARCH" != "$BUILDARCH" ]; then \
+      dpkg --add-architecture "$TARGETARCH" \
+      && packages+=("gcc-$gnu" "g++-$gnu" "libc6-dev-$TARGETARCH-cross" \
+                    "libssl-dev:$TARGETARCH" "zlib1g-dev:$TARGETARCH"); \
+    fi \
+ && apt-get update \
+ && apt-get install -y --no-install-recommends "${packages[@]}" \
+ && rm -rf /var/lib/apt/lists/* \
+ && rustup target add "$rust_target" \
+ && echo "$rust_target" > /etc/rust-target
 WORKDIR /src
 # Migrations are embedded at compile time from the source tree; no database is
 # needed to build.
 ENV CARGO_TERM_COLOR=never \
     CARGO_INCREMENTAL=0
 COPY . .
+# The target directory cache is shared by both architectures: cargo keeps each
+# target's artifacts under target/<triple>/.
 RUN --mount=type=cache,target=/usr/local/cargo/registry,sharing=locked \
     --mount=type=cache,target=/usr/local/cargo/git,sharing=locked \
     --mount=type=cache,target=/src/target,sharing=locked \
-    cargo build --release --locked \
+    CARGO_BUILD_TARGET=$(cat /etc/rust-target) \
+ && export CARGO_BUILD_TARGET \
+ && . scripts/lib/cross-env.sh \
+ && cargo build --release --locked \
       -p user-service -p notification-service -p platformctl \
  && mkdir -p /out \
- && cp target/release/user-service target/release/notification-service target/release/platformctl /out/
+ && bin="target/$CARGO_BUILD_TARGET/release" \
+ && cp "$bin/user-service" "$bin/notification-service" "$bin/platformctl" /out/
 
 # Shared runtime base: only the shared libraries the binaries may link against
 # (OpenSSL for Kafka TLS and MySQL TLS, zlib; SASL and zstd for the librdkafka

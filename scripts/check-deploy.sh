@@ -278,7 +278,7 @@ PY
 
 check_shell() {
   step "shell scripts (shellcheck)"
-  local scripts=(scripts/check-deploy.sh scripts/check-dashboards.sh scripts/render-k8s.sh scripts/lib/deploy-tools.sh scripts/bench.sh k8s/deploy.sh generate-test-data.sh)
+  local scripts=(scripts/check-deploy.sh scripts/check-dashboards.sh scripts/render-k8s.sh scripts/lib/deploy-tools.sh scripts/bench.sh k8s/deploy.sh generate-test-data.sh scripts/cross-arm64.sh scripts/lib/cross-env.sh)
   local s
   for s in "${scripts[@]}"; do
     [ -f "$s" ] || die "missing $s"
