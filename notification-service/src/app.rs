@@ -71,6 +71,7 @@ impl Application {
             topic: config.kafka.topic.clone(),
             metrics: metrics.clone(),
             admin: AdminToken::new(config.common.admin_token()?.as_deref()),
+            trusted_proxies: config.common.trusted_proxies.clone(),
         };
         let worker = Worker {
             consumer,

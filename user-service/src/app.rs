@@ -58,6 +58,7 @@ impl Application {
             relay_wake: relay_wake.clone(),
             metrics: metrics.clone(),
             admin: AdminToken::new(config.common.admin_token()?.as_deref()),
+            trusted_proxies: config.common.trusted_proxies.clone(),
             rate_limiter: config.rate_limiter(),
         };
         let relay = config.outbox_relay.then(|| Relay {

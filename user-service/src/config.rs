@@ -6,7 +6,7 @@ use std::time::Duration;
 use clap::Parser;
 use service_kit::config::CommonArgs;
 use service_kit::kafka::KafkaArgs;
-use service_kit::limits::{IpNet, RateLimiter};
+use service_kit::limits::RateLimiter;
 
 use crate::outbox::RelaySettings;
 
@@ -53,11 +53,6 @@ pub struct Config {
     #[arg(long, env = "REGISTER_RATE_BURST", default_value_t = 10)]
     pub register_rate_burst: u32,
 
-    /// Proxies (IPs or CIDR networks, comma-separated) whose `X-Forwarded-For` is
-    /// believed when telling clients apart, e.g. the Traefik pods' network.
-    #[arg(long, env = "TRUSTED_PROXIES", value_delimiter = ',')]
-    pub trusted_proxies: Vec<IpNet>,
-
     /// Outbox rows published per batch.
     #[arg(long, env = "OUTBOX_BATCH_SIZE", default_value_t = 500)]
     pub outbox_batch_size: u32,
@@ -79,7 +74,6 @@ impl Config {
             outbox_relay: true,
             register_rate_limit_per_minute: 0,
             register_rate_burst: 10,
-            trusted_proxies: Vec::new(),
             outbox_batch_size: 500,
             outbox_sweep_interval_ms: 1000,
         }
@@ -91,7 +85,7 @@ impl Config {
             RateLimiter::new(
                 self.register_rate_limit_per_minute,
                 self.register_rate_burst,
-                self.trusted_proxies.clone(),
+                self.common.trusted_proxies.clone(),
             )
         })
     }

@@ -56,7 +56,7 @@ async fn a_flood_from_one_client_gets_429_while_others_still_register() {
     config.register_rate_limit_per_minute = 60;
     config.register_rate_burst = 5;
     // The test client connects from 127.0.0.1, acting as the trusted gateway.
-    config.trusted_proxies = vec!["127.0.0.1".parse().expect("ip")];
+    config.common.trusted_proxies = vec!["127.0.0.1".parse().expect("ip")];
     let app = spawn_app(config).await;
     let from = |client: &'static str, i: usize| {
         app.client

@@ -2,6 +2,8 @@
 
 use clap::{Args, ValueEnum};
 
+use crate::limits::IpNet;
+
 /// Log output format.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum, Default)]
 pub enum LogFormat {
@@ -47,6 +49,13 @@ pub struct CommonArgs {
     /// Seconds to drain in-flight work on SIGTERM before exiting.
     #[arg(long, env = "SHUTDOWN_GRACE_SECONDS", default_value_t = 20)]
     pub shutdown_grace_seconds: u64,
+
+    /// Proxies (IPs or CIDR networks, comma-separated) whose forwarding headers are
+    /// believed: `X-Forwarded-For` names the client (rate limit) and
+    /// `X-Forwarded-Prefix` the path the gateway stripped (links, API docs). None by
+    /// default; set it to the gateway's network, e.g. the Traefik pods'.
+    #[arg(long, env = "TRUSTED_PROXIES", value_delimiter = ',')]
+    pub trusted_proxies: Vec<IpNet>,
 }
 
 impl Default for CommonArgs {
@@ -60,6 +69,7 @@ impl Default for CommonArgs {
             migrate_only: false,
             healthcheck: false,
             shutdown_grace_seconds: 20,
+            trusted_proxies: Vec::new(),
         }
     }
 }

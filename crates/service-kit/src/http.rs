@@ -6,8 +6,12 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use axum::extract::rejection::JsonRejection;
-use axum::extract::{DefaultBodyLimit, FromRequest, MatchedPath, Request};
-use axum::http::{HeaderName, StatusCode};
+use axum::extract::{
+    ConnectInfo, DefaultBodyLimit, FromRequest, FromRequestParts, MatchedPath, Path, Request, State,
+};
+use axum::http::request::Parts;
+use axum::http::{HeaderName, HeaderValue, StatusCode, header};
+use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::{Json, Router, middleware};
@@ -17,8 +21,8 @@ use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetReques
 use tower_http::timeout::TimeoutLayer;
 use tower_http::trace::TraceLayer;
 use tracing::Span;
-use utoipa_swagger_ui::SwaggerUi;
 
+use crate::limits::IpNet;
 use crate::metrics::{Metrics, metrics_handler, track_http};
 use crate::problem::Problem;
 use crate::shutdown::Shutdown;
@@ -70,15 +74,25 @@ pub async fn live() -> Json<impl Serialize> {
 /// Wraps a service's own routes with what every service has: liveness, metrics, API docs,
 /// a problem+json 404, request ids, tracing, RED metrics, security headers, size limits,
 /// load shedding, the body limit and a timeout.
-pub fn finish(router: Router, metrics: Metrics, openapi: utoipa::openapi::OpenApi) -> Router {
+///
+/// `trusted_proxies` are the gateways whose `X-Forwarded-Prefix` is believed (see
+/// [`ForwardedPrefix`]).
+pub fn finish(
+    router: Router,
+    metrics: Metrics,
+    openapi: utoipa::openapi::OpenApi,
+    trusted_proxies: &[IpNet],
+) -> Router {
     // The OpenAPI title is the service's name; spans carry it for the embedded platform,
     // where both services share one process (and one OpenTelemetry resource).
     let service: Arc<str> = openapi.info.title.as_str().into();
+    let trusted: Arc<[IpNet]> = trusted_proxies.into();
     router
         .route("/health/live", get(live))
         .route("/metrics", get(metrics_handler).with_state(metrics.clone()))
-        .merge(SwaggerUi::new("/docs").url("/openapi.json", openapi))
+        .merge(api_docs(openapi))
         .fallback(not_found)
+        .layer(middleware::from_fn_with_state(trusted, forwarded_prefix))
         .layer(middleware::from_fn_with_state(
             crate::limits::in_flight_permits(),
             crate::limits::guard,
@@ -96,6 +110,165 @@ pub fn finish(router: Router, metrics: Metrics, openapi: utoipa::openapi::OpenAp
         )
         .layer(PropagateRequestIdLayer::new(REQUEST_ID))
         .layer(SetRequestIdLayer::new(REQUEST_ID, MakeRequestUuid))
+}
+
+/// The path prefix a trusted gateway stripped before forwarding the request, from its
+/// `X-Forwarded-Prefix` header (Traefik's `stripPrefix` sets it): `/api/users` behind the
+/// compose gateway, empty when the request came directly. Links the service hands out
+/// (`Location`, the OpenAPI `servers`) start with it so they work where the client is.
+///
+/// The header is believed only from a peer in `TRUSTED_PROXIES`, and only when it is a
+/// plain absolute path (letters, digits, `-._~/`, no empty or dot segments, at most 256
+/// bytes); anything else counts as no prefix.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ForwardedPrefix(String);
+
+/// Longest `X-Forwarded-Prefix` believed.
+const MAX_PREFIX_BYTES: usize = 256;
+
+impl ForwardedPrefix {
+    /// The prefix of a request from `peer` with `headers`.
+    pub fn from_request(
+        peer: Option<std::net::IpAddr>,
+        headers: &axum::http::HeaderMap,
+        trusted: &[IpNet],
+    ) -> Self {
+        let trusted_peer = peer.is_some_and(|ip| trusted.iter().any(|net| net.contains(ip)));
+        let mut values = headers.get_all("x-forwarded-prefix").iter();
+        let (Some(value), None) = (values.next(), values.next()) else {
+            return Self::default();
+        };
+        if !trusted_peer {
+            return Self::default();
+        }
+        value
+            .to_str()
+            .ok()
+            .and_then(Self::parse)
+            .unwrap_or_default()
+    }
+
+    fn parse(value: &str) -> Option<Self> {
+        let prefix = value.trim_end_matches('/');
+        let plain = prefix.len() <= MAX_PREFIX_BYTES
+            && (prefix.is_empty() || prefix.starts_with('/'))
+            && prefix.split('/').skip(1).all(|segment| {
+                !segment.is_empty()
+                    && segment != "."
+                    && segment != ".."
+                    && segment
+                        .bytes()
+                        .all(|b| b.is_ascii_alphanumeric() || b"-._~".contains(&b))
+            });
+        plain.then(|| Self(prefix.to_owned()))
+    }
+
+    /// The prefix, without a trailing slash; empty without a gateway.
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+
+    /// `path` (absolute, as the service routes it) as the client must ask for it.
+    pub fn link(&self, path: &str) -> String {
+        format!("{}{path}", self.0)
+    }
+}
+
+impl<S: Send + Sync> FromRequestParts<S> for ForwardedPrefix {
+    type Rejection = std::convert::Infallible;
+
+    async fn from_request_parts(parts: &mut Parts, _state: &S) -> Result<Self, Self::Rejection> {
+        Ok(parts.extensions.get::<Self>().cloned().unwrap_or_default())
+    }
+}
+
+/// Middleware: records the request's [`ForwardedPrefix`] for the handlers.
+async fn forwarded_prefix(
+    State(trusted): State<Arc<[IpNet]>>,
+    mut request: Request,
+    next: Next,
+) -> Response {
+    let peer = request
+        .extensions()
+        .get::<ConnectInfo<SocketAddr>>()
+        .map(|c| c.0.ip());
+    let prefix = ForwardedPrefix::from_request(peer, request.headers(), &trusted);
+    request.extensions_mut().insert(prefix);
+    next.run(request).await
+}
+
+/// `/openapi.json` and the Swagger UI at `/docs/`. Every URL they use is relative, or
+/// carries the [`ForwardedPrefix`], so both work directly and behind the gateway:
+/// `/docs` redirects to `docs/`, the UI loads `../openapi.json`, and the document's
+/// `servers` names the prefix the client used.
+fn api_docs(openapi: utoipa::openapi::OpenApi) -> Router {
+    let openapi = Arc::new(openapi);
+    let config = Arc::new(utoipa_swagger_ui::Config::new(["../openapi.json"]));
+    let ui = {
+        let config = config.clone();
+        move |tail: Option<Path<String>>| {
+            let config = config.clone();
+            async move { swagger_file(tail.as_ref().map_or("", |t| t.as_str()), config) }
+        }
+    };
+    Router::new()
+        .route(
+            "/openapi.json",
+            get(move |prefix: ForwardedPrefix| {
+                let openapi = openapi.clone();
+                async move { openapi_for(&openapi, &prefix) }
+            }),
+        )
+        .route(
+            "/docs",
+            get(|| async {
+                // Relative, so that it stays under the gateway's prefix.
+                (
+                    StatusCode::SEE_OTHER,
+                    [(header::LOCATION, HeaderValue::from_static("docs/"))],
+                )
+            }),
+        )
+        .route("/docs/", get(ui.clone()))
+        .route("/docs/{*rest}", get(ui))
+}
+
+fn openapi_for(openapi: &utoipa::openapi::OpenApi, prefix: &ForwardedPrefix) -> Response {
+    if prefix.as_str().is_empty() {
+        return Json(openapi).into_response();
+    }
+    let mut document = openapi.clone();
+    document.servers = Some(vec![utoipa::openapi::Server::new(prefix.as_str())]);
+    Json(document).into_response()
+}
+
+fn swagger_file(path: &str, config: Arc<utoipa_swagger_ui::Config<'static>>) -> Response {
+    match utoipa_swagger_ui::serve(path, config) {
+        Ok(Some(file)) => {
+            let mut response = (
+                [(header::CONTENT_TYPE, file.content_type)],
+                file.bytes.into_owned(),
+            )
+                .into_response();
+            if file.gzpipped {
+                response
+                    .headers_mut()
+                    .insert(header::CONTENT_ENCODING, HeaderValue::from_static("gzip"));
+            }
+            response
+        }
+        Ok(None) => {
+            Problem::new(StatusCode::NOT_FOUND, "No resource at this path.").into_response()
+        }
+        Err(error) => {
+            tracing::error!(%error, "cannot serve the Swagger UI");
+            Problem::new(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "The API docs are unavailable.",
+            )
+            .into_response()
+        }
+    }
 }
 
 /// The server span of one request, continuing the caller's trace when the request has a

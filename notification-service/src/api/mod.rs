@@ -9,6 +9,7 @@ use std::sync::Arc;
 use axum::Router;
 use service_kit::auth::AdminToken;
 use service_kit::db::Database;
+use service_kit::limits::IpNet;
 use service_kit::problem::Problem;
 use utoipa::OpenApi;
 
@@ -27,6 +28,8 @@ pub struct AppState {
     pub topic: String,
     pub metrics: NotificationMetrics,
     pub admin: AdminToken,
+    /// Gateways whose forwarding headers are believed (`TRUSTED_PROXIES`).
+    pub trusted_proxies: Vec<IpNet>,
 }
 
 #[derive(OpenApi)]
@@ -49,10 +52,11 @@ pub struct ApiDoc;
 /// The complete application router.
 pub fn router(state: AppState) -> Router {
     let metrics = state.metrics.registry.clone();
+    let trusted_proxies = state.trusted_proxies.clone();
     let routes = Router::new()
         .merge(notifications::router(state.admin.clone()))
         .merge(consumer::router(state.admin.clone()))
         .merge(health::router())
         .with_state(state);
-    service_kit::http::finish(routes, metrics, ApiDoc::openapi())
+    service_kit::http::finish(routes, metrics, ApiDoc::openapi(), &trusted_proxies)
 }

@@ -10,7 +10,7 @@ use axum::Router;
 use rdkafka::producer::FutureProducer;
 use service_kit::auth::AdminToken;
 use service_kit::db::Database;
-use service_kit::limits::RateLimiter;
+use service_kit::limits::{IpNet, RateLimiter};
 use service_kit::problem::Problem;
 use tokio::sync::Notify;
 use utoipa::OpenApi;
@@ -29,6 +29,8 @@ pub struct AppState {
     pub relay_wake: Arc<Notify>,
     pub metrics: UserMetrics,
     pub admin: AdminToken,
+    /// Gateways whose forwarding headers are believed (`TRUSTED_PROXIES`).
+    pub trusted_proxies: Vec<IpNet>,
     /// Per-client limit on registrations, when configured.
     pub rate_limiter: Option<RateLimiter>,
 }
@@ -58,10 +60,11 @@ impl utoipa::Modify for BearerAuth {
 /// The complete application router.
 pub fn router(state: AppState) -> Router {
     let metrics = state.metrics.registry.clone();
+    let trusted_proxies = state.trusted_proxies.clone();
     let routes = Router::new()
         .merge(register::router(state.rate_limiter.clone()))
         .merge(users::router(state.admin.clone()))
         .merge(health::router())
         .with_state(state);
-    service_kit::http::finish(routes, metrics, ApiDoc::openapi())
+    service_kit::http::finish(routes, metrics, ApiDoc::openapi(), &trusted_proxies)
 }

@@ -1,14 +1,14 @@
 //! `POST /register/`: validate, commit user + outbox row, wake the relay, answer 201.
 
 use axum::extract::State;
-use axum::http::{HeaderMap, StatusCode, header};
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::post;
 use axum::{Router, middleware};
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use service_kit::db::{DbError, within_deadline};
-use service_kit::http::ApiJson;
+use service_kit::http::{ApiJson, ForwardedPrefix};
 use service_kit::limits::{RateLimiter, rate_limit};
 use service_kit::problem::Problem;
 use utoipa::ToSchema;
@@ -130,7 +130,7 @@ const DUPLICATE_EMAIL: &str = "A user with this email already exists.";
     params(("Idempotency-Key" = Option<String>, Header, description = "Makes retries safe: same key and body, same answer")),
     responses(
         (status = 201, description = "Registered", body = UserResponse,
-         headers(("Location" = String, description = "URL of the new user"))),
+         headers(("Location" = String, description = "Path of the new user, behind a gateway with its prefix (`X-Forwarded-Prefix`)"))),
         (status = 400, description = "Malformed JSON or Idempotency-Key", body = Problem, content_type = "application/problem+json"),
         (status = 409, description = "Email already registered", body = Problem, content_type = "application/problem+json"),
         (status = 413, description = "Body over 16 KiB", body = Problem, content_type = "application/problem+json"),
@@ -142,10 +142,20 @@ const DUPLICATE_EMAIL: &str = "A user with this email already exists.";
 )]
 async fn register(
     State(state): State<AppState>,
+    prefix: ForwardedPrefix,
     headers: HeaderMap,
     ApiJson(request): ApiJson<RegisterRequest>,
 ) -> Result<Response, RegisterFailure> {
-    within_deadline(register_within_deadline(state, headers, request)).await
+    let mut response = within_deadline(register_within_deadline(state, headers, request)).await?;
+    // The stored `Location` is the service's own path; behind a gateway that stripped a
+    // prefix, the client needs it back in front.
+    if !prefix.as_str().is_empty()
+        && let Some(location) = response.headers().get(header::LOCATION)
+        && let Ok(link) = HeaderValue::try_from(prefix.link(location.to_str().unwrap_or_default()))
+    {
+        response.headers_mut().insert(header::LOCATION, link);
+    }
+    Ok(response)
 }
 
 async fn register_within_deadline(
