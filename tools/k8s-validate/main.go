@@ -1,18 +1,21 @@
-// Command k8s-validate checks rendered Kubernetes manifests offline against the
-// real Kubernetes Go types (k8s.io/api, Gateway API, Prometheus Operator).
+// Command k8s-validate checks rendered Kubernetes manifests offline for what a
+// Kubernetes API server does not check. What the server proves is proven on a
+// real one by scripts/check-chart-cluster.sh (validation and defaulting of
+// every kind, CRD schemas, names and labels, the restricted Pod Security
+// Standard by admission, RBAC) and is not repeated here.
 //
-// Every document is decoded strictly into its typed struct: an unknown field,
-// a duplicate field, a wrong type or an unparsable quantity fails the run, and so
-// does an apiVersion/kind that is not registered here. On top of the schema it
-// checks what a schema cannot see:
-//   - every pod template meets the "restricted" Pod Security Standard, evaluated
-//     by k8s.io/pod-security-admission (the code the API server itself runs);
+// Every document of a built-in, Gateway API or Prometheus Operator kind is
+// decoded strictly into its Go type (the base of the checks below; a typo
+// fails here, before a cluster is involved). Kinds that only a CRD describes
+// (traefik.io, keda.sh) are left to the server. On the typed objects it checks:
 //   - platform policy: read-only root filesystem, requests and memory limits on
 //     every container, no service-account token, probes on long-running pods,
-//     pinned image tags;
+//     pinned image tags (the server accepts all of these);
 //   - references resolve inside the render: Service/PDB/NetworkPolicy/HPA
 //     selectors and targets, Ingress and HTTPRoute backends, ConfigMaps,
-//     Secrets and ServiceAccounts used by pods;
+//     Secrets and ServiceAccounts used by pods (the server stores dangling
+//     references without complaint);
+//   - no object twice in one render;
 //   - optionally, the sum of CPU/memory requests fits a budget.
 package main
 
@@ -41,10 +44,7 @@ import (
 	"k8s.io/apimachinery/pkg/labels"
 	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/runtime/schema"
-	"k8s.io/apimachinery/pkg/util/validation"
 	utilyaml "k8s.io/apimachinery/pkg/util/yaml"
-	psapi "k8s.io/pod-security-admission/api"
-	pspolicy "k8s.io/pod-security-admission/policy"
 	gatewayv1 "sigs.k8s.io/gateway-api/apis/v1"
 	"sigs.k8s.io/yaml"
 )
@@ -125,8 +125,7 @@ func run(files []string, opts options) error {
 	}
 	workloads := collectWorkloads(objs)
 	applyAutoscalerMinimum(objs, workloads)
-	checkMetadata(objs, rep)
-	checkPodSecurity(workloads, rep)
+	checkDuplicates(objs, rep)
 	checkPlatformPolicy(objs, workloads, rep)
 	checkReferences(objs, workloads, opts, rep)
 	if err := checkBudget(workloads, opts, rep); err != nil {
@@ -146,7 +145,7 @@ func run(files []string, opts options) error {
 		}
 		return fmt.Errorf("%d problem(s) in %d object(s)", len(rep.errs), len(objs))
 	}
-	fmt.Printf("k8s-validate: %d objects valid (%d pod templates meet the restricted Pod Security Standard)\n",
+	fmt.Printf("k8s-validate: %d objects valid (%d pod templates meet the platform policy)\n",
 		len(objs), len(workloads))
 	return nil
 }
@@ -163,7 +162,6 @@ func newScheme() (*runtime.Scheme, error) {
 			return nil, err
 		}
 	}
-	s.AddKnownTypeWithName(middlewareGVK, &Middleware{})
 	return s, nil
 }
 
@@ -212,6 +210,14 @@ func decodeDoc(scheme *runtime.Scheme, source string, doc []byte, rep *report) (
 		return object{}, false
 	}
 	gvk := gv.WithKind(tm.Kind)
+	if serverValidatedGroups[gvk.Group] {
+		var named metav1.PartialObjectMetadata
+		if err := yaml.Unmarshal(doc, &named); err != nil {
+			rep.add("%s: %v", source, err)
+			return object{}, false
+		}
+		return object{source: source, gvk: gvk, meta: named.ObjectMeta}, true
+	}
 	obj, err := scheme.New(gvk)
 	if err != nil {
 		rep.add("%s: unknown apiVersion/kind %s (not a type this validator knows)", source, gvk)
@@ -234,11 +240,6 @@ func decodeDoc(scheme *runtime.Scheme, source string, doc []byte, rep *report) (
 	meta := metav1.ObjectMeta{
 		Name: accessor.GetName(), Namespace: accessor.GetNamespace(),
 		Labels: accessor.GetLabels(), Annotations: accessor.GetAnnotations(),
-	}
-	if mw, ok := obj.(*Middleware); ok {
-		for _, e := range mw.validate() {
-			rep.add("%s Middleware/%s: %s", source, meta.Name, e)
-		}
 	}
 	return object{source: source, gvk: gvk, meta: meta, value: obj}, true
 }
@@ -308,46 +309,19 @@ func replicas(r *int32) int64 {
 	return int64(*r)
 }
 
-func checkMetadata(objs []object, rep *report) {
+// serverValidatedGroups are API groups of kinds that only a CRD describes: the
+// API server validates them against the CRDs' published schemas
+// (scripts/check-chart-cluster.sh installs the official ones).
+var serverValidatedGroups = map[string]bool{"traefik.io": true, "keda.sh": true}
+
+func checkDuplicates(objs []object, rep *report) {
 	seen := map[string]string{}
 	for _, o := range objs {
-		if o.meta.Name == "" {
-			rep.add("%s: metadata.name is empty", o.id())
-		} else if errs := validation.IsDNS1123Subdomain(o.meta.Name); len(errs) > 0 {
-			rep.add("%s: invalid name: %s", o.id(), strings.Join(errs, "; "))
-		}
 		key := o.gvk.GroupKind().String() + "/" + o.meta.Namespace + "/" + o.meta.Name
 		if prev, dup := seen[key]; dup {
 			rep.add("%s: duplicate of %s", o.id(), prev)
 		}
 		seen[key] = o.source
-		checkLabels(o.id(), o.meta.Labels, rep)
-	}
-}
-
-func checkLabels(id string, l map[string]string, rep *report) {
-	for k, v := range l {
-		if errs := validation.IsQualifiedName(k); len(errs) > 0 {
-			rep.add("%s: label key %q: %s", id, k, strings.Join(errs, "; "))
-		}
-		if errs := validation.IsValidLabelValue(v); len(errs) > 0 {
-			rep.add("%s: label %s=%q: %s", id, k, v, strings.Join(errs, "; "))
-		}
-	}
-}
-
-func checkPodSecurity(ws []workload, rep *report) {
-	evaluator, err := pspolicy.NewEvaluator(pspolicy.DefaultChecks(), nil)
-	if err != nil {
-		rep.add("pod security evaluator: %v", err)
-		return
-	}
-	level := psapi.LevelVersion{Level: psapi.LevelRestricted, Version: psapi.LatestVersion()}
-	for _, w := range ws {
-		res := pspolicy.AggregateCheckResults(evaluator.EvaluatePod(level, &w.meta, w.spec))
-		if !res.Allowed {
-			rep.add("%s: violates the restricted Pod Security Standard: %s", w.obj.id(), res.ForbiddenDetail())
-		}
 	}
 }
 

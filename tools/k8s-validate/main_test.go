@@ -55,8 +55,7 @@ func validate(t *testing.T, docs string, opts options) []string {
 		}
 	}
 	ws := collectWorkloads(objs)
-	checkMetadata(objs, rep)
-	checkPodSecurity(ws, rep)
+	checkDuplicates(objs, rep)
 	checkPlatformPolicy(objs, ws, rep)
 	checkReferences(objs, ws, opts, rep)
 	if err := checkBudget(ws, opts, rep); err != nil {
@@ -91,11 +90,6 @@ func TestUnknownKindFails(t *testing.T) {
 	expectError(t, validate(t, doc, options{}), "unknown apiVersion/kind")
 }
 
-func TestRestrictedPodSecurityIsEnforced(t *testing.T) {
-	doc := strings.Replace(validDeployment, "allowPrivilegeEscalation: false", "allowPrivilegeEscalation: true", 1)
-	expectError(t, validate(t, doc, options{}), "restricted Pod Security Standard")
-}
-
 func TestWritableRootFilesystemFails(t *testing.T) {
 	doc := strings.Replace(validDeployment, "readOnlyRootFilesystem: true", "readOnlyRootFilesystem: false", 1)
 	expectError(t, validate(t, doc, options{}), "readOnlyRootFilesystem")
@@ -125,14 +119,20 @@ func TestBudget(t *testing.T) {
 	}
 }
 
-func TestMiddlewareIsStrict(t *testing.T) {
+func TestCRDKindsAreLeftToTheServer(t *testing.T) {
 	doc := `
 apiVersion: traefik.io/v1alpha1
 kind: Middleware
 metadata: {name: strip}
 spec:
   stripPrefix:
-    prefix: [/api]
+    prefixes: [/api]
 `
-	expectError(t, validate(t, doc, options{}), `unknown field "prefix"`)
+	if errs := validate(t, doc, options{}); len(errs) > 0 {
+		t.Fatalf("unexpected errors: %q", errs)
+	}
+}
+
+func TestDuplicateObjectFails(t *testing.T) {
+	expectError(t, validate(t, validDeployment+"\n---\n"+validDeployment, options{}), "duplicate of")
 }
