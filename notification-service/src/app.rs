@@ -46,6 +46,11 @@ impl Application {
     /// Connects, migrates, creates the Kafka clients and binds; port 0 picks a free port.
     pub async fn build(config: &Config) -> anyhow::Result<Self> {
         let db = connect_and_migrate(config).await?;
+        Self::with_database(config, db).await
+    }
+
+    /// Builds on a connected (and migrated) database and binds.
+    pub async fn with_database(config: &Config, db: Database) -> anyhow::Result<Self> {
         let consumer: KafkaConsumer = config
             .kafka
             .consumer_config(&config.group_id)
@@ -148,6 +153,17 @@ impl service_kit::runner::ServiceConfig for Config {
     }
 
     async fn serve(&self, shutdown: Shutdown) -> anyhow::Result<()> {
-        Application::build(self).await?.run(shutdown).await
+        // Until the database answers (and is migrated), retry and stay live but not ready.
+        let db =
+            service_kit::startup::retry_until_ready("database", self.http_addr, &shutdown, || {
+                connect_and_migrate(self)
+            });
+        let Some(db) = db.await? else {
+            return Ok(());
+        };
+        Application::with_database(self, db)
+            .await?
+            .run(shutdown)
+            .await
     }
 }

@@ -13,6 +13,7 @@ pub mod metrics;
 pub mod problem;
 pub mod runner;
 pub mod shutdown;
+pub mod startup;
 pub mod telemetry;
 #[cfg(feature = "testing")]
 pub mod testing;
