@@ -24,8 +24,13 @@
 # docs/deployment.md, "arm64 images", for the last run). Run it by hand after
 # changing the Dockerfile, native dependencies or Cargo.lock:
 #
-#   scripts/cross-arm64.sh              # build (or reuse) and run the checks
+#   scripts/cross-arm64.sh                      # the working tree: build (or reuse), check
+#   CROSS_REV=HEAD scripts/cross-arm64.sh       # a commit, from a `git archive` snapshot
+#                                               # (uncommitted edits play no part)
 #   CROSS_SKIP_BUILD=1 scripts/cross-arm64.sh   # only the checks, on the last build
+#
+# The build shares the repository's target directory (or $CARGO_TARGET_DIR): cargo
+# keeps the aarch64 artifacts apart under target/aarch64-unknown-linux-gnu/.
 set -euo pipefail
 
 REPO_ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -44,7 +49,8 @@ BINARIES=(user-service notification-service platformctl)
 # under qemu; these bound the waits, they are not sleeps.
 START_TIMEOUT=${CROSS_START_TIMEOUT:-180}
 DELIVERY_TIMEOUT=${CROSS_DELIVERY_TIMEOUT:-120}
-OUT_DIR="${CARGO_TARGET_DIR:-$REPO_ROOT/target}/$TARGET/release"
+export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$REPO_ROOT/target}"
+OUT_DIR="$CARGO_TARGET_DIR/$TARGET/release"
 
 started=$SECONDS
 declare -a timings=()
@@ -81,10 +87,18 @@ install_toolchain() {
 
 build() {
   phase "cargo build --release --target $TARGET"
+  local src=$REPO_ROOT
+  if [ -n "${CROSS_REV:-}" ]; then
+    src="$WORK/src"
+    mkdir -p "$src"
+    git -C "$REPO_ROOT" archive "$CROSS_REV" | tar -x -C "$src" || die "cannot export $CROSS_REV"
+    log "building $CROSS_REV ($(git -C "$REPO_ROOT" rev-parse --short "$CROSS_REV")) from a snapshot in $src"
+  fi
   if [ -n "${CROSS_SKIP_BUILD:-}" ]; then
     log "CROSS_SKIP_BUILD set: using the binaries in $OUT_DIR"
   else
     (
+      cd "$src"
       # shellcheck source=scripts/lib/cross-env.sh
       . scripts/lib/cross-env.sh "$TARGET"
       cargo build --release --locked -p user-service -p notification-service -p platformctl
