@@ -89,6 +89,7 @@ impl Application {
             metrics,
             status,
             retry: config.retry_policy(),
+            unsettled: Default::default(),
         };
         let listener = TcpListener::bind(config.http_addr)
             .await

@@ -17,12 +17,13 @@
 //!   the group membership; partitions assigned by a later rebalance are paused too.
 
 mod batch;
+mod unsettled;
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, Weak};
 use std::time::Duration;
 
-use chrono::Utc;
+use chrono::{DateTime, Utc};
 use events::{DecodeError, Event};
 use rdkafka::consumer::{
     BaseConsumer, CommitMode, Consumer, ConsumerContext, Rebalance, StreamConsumer,
@@ -38,10 +39,16 @@ use service_kit::Shutdown;
 use service_kit::db::{DbError, OwnConnection};
 use tracing::Instrument;
 use utoipa::ToSchema;
+use uuid::Uuid;
 
 use crate::delivery::{Channel, DeliveryError};
 use crate::metrics::{NotificationMetrics, Outcome};
 use crate::store::{Notification, NotificationStore, Recorded};
+
+pub use unsettled::Unsettled;
+
+/// How often record attempts without an answer are looked up between batches.
+const SETTLE_INTERVAL: Duration = Duration::from_secs(1);
 
 pub type KafkaConsumer = StreamConsumer<RebalanceCommit>;
 
@@ -197,6 +204,8 @@ pub struct Worker {
     pub metrics: NotificationMetrics,
     pub status: Arc<StatusBoard>,
     pub retry: RetryPolicy,
+    /// Record attempts whose outcome is unknown (see [`unsettled`]).
+    pub unsettled: Unsettled,
 }
 
 impl Worker {
@@ -204,10 +213,16 @@ impl Worker {
     pub async fn run(self, shutdown: Shutdown) -> KafkaResult<()> {
         self.consumer.subscribe(&[&self.topic])?;
         self.status.state("running");
+        let mut settle = tokio::time::interval(SETTLE_INTERVAL);
+        settle.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
             let message = tokio::select! {
                 () = shutdown.wait() => break,
                 message = self.consumer.recv() => message,
+                _ = settle.tick() => {
+                    self.settle_unknown().await;
+                    continue;
+                }
             };
             match message {
                 Ok(message) => {
@@ -303,8 +318,9 @@ impl Worker {
 
     /// Delivers and records the event unless it was delivered before.
     async fn process(&self, event: &Event) -> Result<Outcome, HandleError> {
-        if self.store.is_delivered(event.attributes.id).await? {
-            return Ok(Outcome::Duplicate);
+        let id = event.attributes.id;
+        if let Some(recorded_by) = self.store.recorded_by(id).await? {
+            return Ok(self.settled(id, recorded_by));
         }
         let span = crate::spans::deliver(self.channel.name());
         self.channel.deliver(event).instrument(span).await?;
@@ -312,28 +328,60 @@ impl Worker {
             .notifications_sent
             .with_label_values(&[self.channel.name(), "ok"])
             .inc();
-        let notification = Notification {
-            event_id: event.attributes.id,
-            user_id: event.body.user_id,
-            user_name: event.body.user_name.clone(),
-            email: event.body.email.clone(),
-            channel: self.channel.name().to_owned(),
-            event_time: event.attributes.time,
-            delivered_at: Utc::now(),
+        let row = notification(event, self.channel.name(), Uuid::new_v4());
+        match self.store.record(&row).await {
+            Ok(Recorded::New) => {
+                self.unsettled.forget([id]);
+                Ok(Outcome::Delivered)
+            }
+            Ok(Recorded::Duplicate) => {
+                let recorded_by = self.store.recorded_by(id).await?.unwrap_or_default();
+                Ok(self.settled(id, recorded_by))
+            }
+            Err(error) => {
+                self.unsettled.add(&row, &event.attributes.event_type);
+                Err(error.into())
+            }
+        }
+    }
+
+    /// The outcome of an event whose row exists: delivered if one of this consumer's own
+    /// unanswered attempts wrote it (counted now, once), else a duplicate.
+    fn settled(&self, event_id: Uuid, recorded_by: Uuid) -> Outcome {
+        match self.unsettled.settle(event_id, recorded_by) {
+            Some(_) => Outcome::Delivered,
+            None => Outcome::Duplicate,
+        }
+    }
+
+    /// Looks up the rows of unanswered record attempts between batches, and counts those
+    /// this consumer wrote: their events may never come back to it (another replica owns
+    /// the partition now, and counts them as duplicates).
+    async fn settle_unknown(&self) {
+        let ids = self.unsettled.pending();
+        if ids.is_empty() {
+            return;
+        }
+        // A failed lookup is tried again at the next tick.
+        let Ok(found) = self.recorded_among(&ids).await else {
+            return;
         };
-        Ok(match self.store.record(&notification).await? {
-            Recorded::New => Outcome::Delivered,
-            Recorded::Duplicate => Outcome::Duplicate,
-        })
+        for (id, recorded_by) in found {
+            if let Some(unknown) = self.unsettled.settle(id, recorded_by) {
+                self.count(&unknown.event_type, unknown.event_time, Outcome::Delivered);
+            }
+        }
     }
 
     fn finish(&self, event: &Event, outcome: Outcome) {
-        self.metrics.consumed(&event.attributes.event_type, outcome);
+        self.count(&event.attributes.event_type, event.attributes.time, outcome);
+    }
+
+    fn count(&self, event_type: &str, event_time: DateTime<Utc>, outcome: Outcome) {
+        self.metrics.consumed(event_type, outcome);
         self.status.count(outcome);
         if outcome == Outcome::Delivered {
-            let latency = (Utc::now() - event.attributes.time)
-                .to_std()
-                .unwrap_or_default();
+            let latency = (Utc::now() - event_time).to_std().unwrap_or_default();
             self.metrics
                 .end_to_end_latency
                 .observe(latency.as_secs_f64());
@@ -410,6 +458,20 @@ impl Worker {
             .await
             .map(drop)
             .map_err(|(error, _)| error)
+    }
+}
+
+/// The row that records `event`'s delivery by attempt `recorded_by`.
+fn notification(event: &Event, channel: &str, recorded_by: Uuid) -> Notification {
+    Notification {
+        event_id: event.attributes.id,
+        user_id: event.body.user_id,
+        user_name: event.body.user_name.clone(),
+        email: event.body.email.clone(),
+        channel: channel.to_owned(),
+        event_time: event.attributes.time,
+        delivered_at: Utc::now(),
+        recorded_by,
     }
 }
 

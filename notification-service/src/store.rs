@@ -1,6 +1,6 @@
 //! Delivered notifications; the unique event id is the consumer's dedupe record.
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 
 use chrono::{DateTime, Utc};
 use service_kit::db::{Database, DbError};
@@ -18,6 +18,8 @@ pub struct Notification {
     pub channel: String,
     pub event_time: DateTime<Utc>,
     pub delivered_at: DateTime<Utc>,
+    /// The record attempt that wrote the row (nil for rows older than the column).
+    pub recorded_by: Uuid,
 }
 
 /// Whether recording created the row or found it already there.
@@ -45,20 +47,24 @@ impl NotificationStore {
         Self { db }
     }
 
-    /// Whether the event was already delivered.
-    pub async fn is_delivered(&self, event_id: Uuid) -> Result<bool, DbError> {
-        let query = sqlx::query("SELECT 1 FROM notifications WHERE event_id = ?")
+    /// The attempt that recorded the event, if it was delivered already.
+    pub async fn recorded_by(&self, event_id: Uuid) -> Result<Option<Uuid>, DbError> {
+        let query = sqlx::query("SELECT recorded_by FROM notifications WHERE event_id = ?")
             .bind(event_id.to_string())
             .fetch_optional(self.db.pool());
-        Ok(self.db.timed(query).await?.is_some())
+        self.db
+            .timed(query)
+            .await?
+            .map(|row| attempt(&row))
+            .transpose()
     }
 
     /// Records a delivery; the unique index turns a concurrent second record into
     /// `Duplicate`.
     pub async fn record(&self, n: &Notification) -> Result<Recorded, DbError> {
         let insert = sqlx::query(
-            "INSERT INTO notifications (event_id, user_id, user_name, email, channel, event_time, delivered_at) \
-             VALUES (?, ?, ?, ?, ?, ?, ?)",
+            "INSERT INTO notifications (event_id, user_id, user_name, email, channel, event_time, delivered_at, recorded_by) \
+             VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
         )
         .bind(n.event_id.to_string())
         .bind(n.user_id.to_string())
@@ -67,6 +73,7 @@ impl NotificationStore {
         .bind(&n.channel)
         .bind(n.event_time.timestamp_micros())
         .bind(n.delivered_at.timestamp_micros())
+        .bind(n.recorded_by.to_string())
         .execute(self.db.pool());
         match self.db.timed(insert).await {
             Ok(_) => Ok(Recorded::New),
@@ -75,20 +82,31 @@ impl NotificationStore {
         }
     }
 
-    /// Which of `event_ids` were already delivered: one query for a whole batch. The id
-    /// list is padded (with repeats) to a power of two, so that a handful of statement
-    /// shapes serve every batch size (see [`ROWS_PER_INSERT`]).
+    /// Which of `event_ids` were already delivered.
     pub async fn delivered_among(
         &self,
         conn: &mut AnyConnection,
         event_ids: &[Uuid],
     ) -> Result<HashSet<Uuid>, DbError> {
+        let recorded = self.recorded_among(conn, event_ids).await?;
+        Ok(recorded.into_keys().collect())
+    }
+
+    /// Which of `event_ids` were already delivered, each with the attempt that recorded
+    /// it: one query for a whole batch. The id list is padded (with repeats) to a power of
+    /// two, so that a handful of statement shapes serve every batch size (see
+    /// [`ROWS_PER_INSERT`]).
+    pub async fn recorded_among(
+        &self,
+        conn: &mut AnyConnection,
+        event_ids: &[Uuid],
+    ) -> Result<HashMap<Uuid, Uuid>, DbError> {
         let Some(last) = event_ids.last() else {
-            return Ok(HashSet::new());
+            return Ok(HashMap::new());
         };
         let padded = event_ids.len().next_power_of_two();
         let sql = format!(
-            "SELECT event_id FROM notifications WHERE event_id IN ({})",
+            "SELECT event_id, recorded_by FROM notifications WHERE event_id IN ({})",
             placeholders(padded, 1)
         );
         let ids = event_ids.iter().chain(std::iter::repeat(last)).take(padded);
@@ -101,7 +119,7 @@ impl NotificationStore {
             .timed(query)
             .await?
             .iter()
-            .map(|row| uuid(row, "event_id"))
+            .map(|row| Ok((uuid(row, "event_id")?, attempt(row)?)))
             .collect()
     }
 
@@ -132,9 +150,9 @@ impl NotificationStore {
             return Ok(());
         }
         let sql = format!(
-            "INSERT INTO notifications (event_id, user_id, user_name, email, channel, event_time, delivered_at) \
+            "INSERT INTO notifications (event_id, user_id, user_name, email, channel, event_time, delivered_at, recorded_by) \
              VALUES {}",
-            placeholders(notifications.len(), 7)
+            placeholders(notifications.len(), 8)
         );
         let query = notifications
             .iter()
@@ -146,6 +164,7 @@ impl NotificationStore {
                     .bind(n.channel.clone())
                     .bind(n.event_time.timestamp_micros())
                     .bind(n.delivered_at.timestamp_micros())
+                    .bind(n.recorded_by.to_string())
             })
             .execute(conn);
         self.db.timed(query).await.map(drop)
@@ -154,7 +173,7 @@ impl NotificationStore {
     /// The latest `limit` notifications, newest first.
     pub async fn latest(&self, limit: u32) -> Result<Vec<Notification>, DbError> {
         let query = sqlx::query(
-            "SELECT event_id, user_id, user_name, email, channel, event_time, delivered_at \
+            "SELECT event_id, user_id, user_name, email, channel, event_time, delivered_at, recorded_by \
              FROM notifications ORDER BY id DESC LIMIT ?",
         )
         .bind(i64::from(limit))
@@ -178,6 +197,14 @@ fn uuid(row: &AnyRow, column: &str) -> Result<Uuid, DbError> {
     Uuid::parse_str(&text).map_err(|e| DbError::Sqlx(sqlx::Error::Decode(Box::new(e))))
 }
 
+/// `recorded_by`; rows written before the column existed have none.
+fn attempt(row: &AnyRow) -> Result<Uuid, DbError> {
+    let text: Option<String> = row.try_get("recorded_by")?;
+    text.map_or(Ok(Uuid::nil()), |text| {
+        Uuid::parse_str(&text).map_err(|e| DbError::Sqlx(sqlx::Error::Decode(Box::new(e))))
+    })
+}
+
 fn time(row: &AnyRow, column: &str) -> Result<DateTime<Utc>, DbError> {
     let micros: i64 = row.try_get(column)?;
     Ok(DateTime::from_timestamp_micros(micros).unwrap_or_default())
@@ -192,5 +219,6 @@ fn from_row(row: &AnyRow) -> Result<Notification, DbError> {
         channel: row.try_get("channel")?,
         event_time: time(row, "event_time")?,
         delivered_at: time(row, "delivered_at")?,
+        recorded_by: attempt(row)?,
     })
 }

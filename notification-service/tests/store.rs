@@ -30,6 +30,7 @@ fn notification(i: usize) -> Notification {
         channel: "log".to_owned(),
         event_time: Utc::now(),
         delivered_at: Utc::now(),
+        recorded_by: Uuid::new_v4(),
     }
 }
 

@@ -6,9 +6,8 @@
 //! message, a delivery failure, a database error, a concurrent record) hands the rest of
 //! the batch to the one-at-a-time path with its retries and dead letters.
 
-use std::collections::HashSet;
+use std::collections::HashMap;
 
-use chrono::Utc;
 use events::Event;
 use futures::FutureExt;
 use rdkafka::consumer::Consumer;
@@ -18,7 +17,7 @@ use service_kit::db::DbError;
 use tracing::Instrument;
 use uuid::Uuid;
 
-use super::{Worker, decode};
+use super::{Worker, decode, notification};
 use crate::delivery::DeliveryError;
 use crate::metrics::Outcome;
 use crate::store::{Notification, Recorded};
@@ -78,37 +77,41 @@ impl Worker {
         events: &[Event],
     ) -> (usize, Option<DeliveryError>) {
         let ids: Vec<_> = events.iter().map(|e| e.attributes.id).collect();
-        let mut seen = match self.delivered_among(&ids).await {
-            Ok(delivered) => delivered,
+        let mut seen = match self.recorded_among(&ids).await {
+            Ok(recorded) => recorded,
             Err(error) => {
                 tracing::warn!(%error, "batch dedupe failed; handling one by one");
                 return (0, None);
             }
         };
+        let attempt = Uuid::new_v4();
         let mut new = Vec::new();
         let mut failed = None;
         let mut outcomes = Vec::with_capacity(events.len());
         for (message, event) in batch.iter().zip(events) {
-            if seen.contains(&event.attributes.id) {
-                outcomes.push(Outcome::Duplicate);
+            let id = event.attributes.id;
+            if let Some(recorded_by) = seen.get(&id) {
+                outcomes.push(self.settled(id, *recorded_by));
                 continue;
             }
             if let Err(error) = self.deliver(message, event).await {
                 failed = Some(error);
                 break;
             }
-            seen.insert(event.attributes.id);
-            new.push(notification(event, self.channel.name()));
+            seen.insert(id, attempt);
+            new.push(notification(event, self.channel.name(), attempt));
             outcomes.push(Outcome::Delivered);
         }
-        let Some(recorded_before) = self.record(&new).await else {
+        let Some(recorded_before) = self.record(&new, events).await else {
             return (0, None);
         };
         for ((message, event), mut outcome) in
             batch.iter().zip(events).zip(outcomes.iter().copied())
         {
-            if outcome == Outcome::Delivered && recorded_before.contains(&event.attributes.id) {
-                outcome = Outcome::Duplicate;
+            if outcome == Outcome::Delivered
+                && let Some(settled) = recorded_before.get(&event.attributes.id)
+            {
+                outcome = *settled;
             }
             self.finish(event, outcome);
             self.store_offset(message);
@@ -116,27 +119,37 @@ impl Worker {
         (outcomes.len(), failed)
     }
 
-    /// Records `new` in one statement. Returns the event ids that another consumer had
-    /// recorded meanwhile (found one by one after a unique violation), or `None` when the
-    /// database failed.
-    async fn record(&self, new: &[Notification]) -> Option<HashSet<Uuid>> {
+    /// Records `new` in one statement. Returns the outcomes of the events that some other
+    /// attempt had recorded meanwhile (found one by one after a unique violation), or
+    /// `None` when the database failed: the rows it may have written all the same are
+    /// then unsettled.
+    async fn record(
+        &self,
+        new: &[Notification],
+        events: &[Event],
+    ) -> Option<HashMap<Uuid, Outcome>> {
         let error = match self.record_all(new).await {
-            Ok(()) => return Some(HashSet::new()),
+            Ok(()) => {
+                self.unsettled.forget(new.iter().map(|n| n.event_id));
+                return Some(HashMap::new());
+            }
             Err(error) => error,
         };
         if !error.is_unique_violation() {
             tracing::warn!(%error, "batch record failed; handling one by one");
+            self.unsettle(new, events);
             return None;
         }
-        let mut recorded_before = HashSet::new();
-        for n in new {
-            match self.store.record(n).await {
-                Ok(Recorded::New) => {}
-                Ok(Recorded::Duplicate) => {
-                    recorded_before.insert(n.event_id);
+        let mut recorded_before = HashMap::new();
+        for (i, n) in new.iter().enumerate() {
+            match self.record_one(n).await {
+                Ok(None) => {}
+                Ok(Some(outcome)) => {
+                    recorded_before.insert(n.event_id, outcome);
                 }
                 Err(error) => {
                     tracing::warn!(%error, "record failed; handling one by one");
+                    self.unsettle(&new[i..], events);
                     return None;
                 }
             }
@@ -144,13 +157,47 @@ impl Worker {
         Some(recorded_before)
     }
 
-    /// The batch's dedupe query, on the consumer's own connection. The connection is held
-    /// per statement, not across deliveries: on SQLite it is the pool's only one.
-    async fn delivered_among(&self, ids: &[Uuid]) -> Result<HashSet<Uuid>, DbError> {
+    /// Records one row; `Some` outcome if the event's row existed already.
+    async fn record_one(&self, n: &Notification) -> Result<Option<Outcome>, DbError> {
+        match self.store.record(n).await {
+            Ok(Recorded::New) => {
+                self.unsettled.forget([n.event_id]);
+                Ok(None)
+            }
+            Err(error) => Err(error),
+            Ok(Recorded::Duplicate) => {
+                let recorded_by = self.store.recorded_by(n.event_id).await?;
+                Ok(Some(
+                    self.settled(n.event_id, recorded_by.unwrap_or_default()),
+                ))
+            }
+        }
+    }
+
+    /// Remembers rows whose record attempt got no answer, with their events' types.
+    fn unsettle(&self, rows: &[Notification], events: &[Event]) {
+        for row in rows {
+            let event_type = events
+                .iter()
+                .find(|e| e.attributes.id == row.event_id)
+                .map_or(events::USER_REGISTERED_TYPE, |e| {
+                    e.attributes.event_type.as_str()
+                });
+            self.unsettled.add(row, event_type);
+        }
+    }
+
+    /// The batch's dedupe query, on the consumer's own connection: the ids already
+    /// recorded, each with the attempt that recorded it. The connection is held per
+    /// statement, not across deliveries: on SQLite it is the pool's only one.
+    pub(super) async fn recorded_among(
+        &self,
+        ids: &[Uuid],
+    ) -> Result<HashMap<Uuid, Uuid>, DbError> {
         let mut conn = self.conn.lock().await?;
-        let delivered = self.store.delivered_among(&mut conn, ids).await?;
+        let recorded = self.store.recorded_among(&mut conn, ids).await?;
         conn.keep();
-        Ok(delivered)
+        Ok(recorded)
     }
 
     /// The batch's insert, on the consumer's own connection. A unique violation leaves the
@@ -192,17 +239,5 @@ impl Worker {
                 .inc();
         }
         result
-    }
-}
-
-fn notification(event: &Event, channel: &str) -> Notification {
-    Notification {
-        event_id: event.attributes.id,
-        user_id: event.body.user_id,
-        user_name: event.body.user_name.clone(),
-        email: event.body.email.clone(),
-        channel: channel.to_owned(),
-        event_time: event.attributes.time,
-        delivered_at: Utc::now(),
     }
 }
