@@ -25,6 +25,7 @@
 # real Job controller completes the Job.
 #
 # Usage: scripts/check-chart-cluster.sh
+#        ONLY=minikube CHART=/tmp/changed-chart scripts/check-chart-cluster.sh
 set -euo pipefail
 
 REPO_ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -32,7 +33,9 @@ REPO_ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 . "$REPO_ROOT/scripts/lib/deploy-tools.sh"
 cd "$REPO_ROOT"
 
-CHART=charts/platform
+# CHART and ONLY (one lifecycle name) are for trying a changed chart quickly.
+CHART="${CHART:-charts/platform}"
+ONLY="${ONLY:-}"
 NS=platform-chart-test
 RELEASE=platform
 # CRD sources: Go modules at pinned releases (Traefik at the version docker-compose.yml runs).
@@ -211,6 +214,7 @@ lifecycle() {
   local name=$1
   shift
   local values=("$@")
+  if [ -n "$ONLY" ] && [ "$ONLY" != "$name" ]; then return; fi
   step "lifecycle: $name"
   fresh_namespace
   if [ "$name" = production ]; then
