@@ -7,12 +7,17 @@
 #   2. starts Prometheus (Debian's package; installed when missing) on a free loopback
 #      port with a temporary data directory, scraping both every second under the job
 #      names the dashboards expect, with charts/platform/files/alerts.yml loaded;
-#   3. registers users with ./generate-test-data.sh;
+#   3. starts the compose gateway, a real Traefik (scripts/gateway.sh), in front of them,
+#      scraped under the `traefik` job of the compose prometheus.yml (only its target
+#      swapped for the local address), and registers users through it with
+#      ./generate-test-data.sh;
 #   4. evaluates every panel target of charts/platform/dashboards/*.json through the
 #      Prometheus HTTP API ($__rate_interval -> 1m, $job -> .*), polling until each
 #      returns series, and fails for any query error or a panel left without series;
 #   5. evaluates every alert rule expression (an error fails; no series is fine) and
-#      checks that Prometheus evaluated every loaded rule without error.
+#      checks that Prometheus evaluated every loaded rule without error;
+#   6. checks the traefik job: its target up, and Traefik's per-service and per-router
+#      request counters for the user-service counting the registrations.
 #
 # Needs TEST_MYSQL_URL and TEST_KAFKA_BROKERS (eval "$(scripts/deps.sh env)"), which
 # scripts/test.sh has set when it calls this. Everything it starts is stopped on exit.
@@ -37,6 +42,9 @@ if ! command -v prometheus >/dev/null; then
 fi
 command -v curl >/dev/null || die "curl is required"
 command -v mariadb >/dev/null || die "the mariadb client is required (scripts/deps.sh installs it)"
+python3 -c 'import yaml' 2>/dev/null || apt-get install -y python3-yaml >/dev/null \
+  || die "cannot install python3-yaml (reads the traefik job of prometheus.yml)"
+scripts/gateway.sh build >/dev/null || die "cannot build Traefik (scripts/gateway.sh build)"
 
 BIN="$REPO_ROOT/target/debug"
 for b in user-service notification-service platformctl; do
@@ -44,6 +52,7 @@ for b in user-service notification-service platformctl; do
 done
 
 WORK="$(mktemp -d)"
+export GATEWAY_DIR="$WORK/gateway"
 # The test account may create databases named test_*.
 RUN="test_dash$(date +%s)$$"
 PIDS=()
@@ -54,6 +63,7 @@ sql() { mariadb --protocol=tcp -h "$DB_HOST" -P "$DB_PORT" -u "$DB_USER" -p"$DB_
 
 cleanup() {
   local pid
+  scripts/gateway.sh down 2>/dev/null || true
   for pid in "${PIDS[@]}"; do kill "$pid" 2>/dev/null || true; done
   for pid in "${PIDS[@]}"; do wait "$pid" 2>/dev/null || true; done
   sql "DROP DATABASE IF EXISTS ${RUN}_users; DROP DATABASE IF EXISTS ${RUN}_notifications" 2>/dev/null || true
@@ -94,6 +104,8 @@ start_service notification-service "$NOTIFY_PORT" "${RUN}_notifications" KAFKA_G
 wait_http "http://127.0.0.1:$USER_PORT/health/ready" user-service
 wait_http "http://127.0.0.1:$NOTIFY_PORT/health/ready" notification-service
 log "user-service on :$USER_PORT, notification-service on :$NOTIFY_PORT"
+eval "$(scripts/gateway.sh up "user-service=127.0.0.1:$USER_PORT" "notification-service=127.0.0.1:$NOTIFY_PORT")"
+log "Traefik gateway on ${GATEWAY_URL#http://}, its metrics on ${GATEWAY_API_URL#http://}"
 
 cp charts/platform/files/alerts.yml "$WORK/alerts.yml"
 cat >"$WORK/prometheus.yml" <<EOF
@@ -110,13 +122,25 @@ scrape_configs:
     static_configs:
       - targets: ["127.0.0.1:$NOTIFY_PORT"]
 EOF
+# The compose traefik job as it is, its target swapped for the local Traefik.
+python3 - prometheus.yml "${GATEWAY_API_URL#http://}" >>"$WORK/prometheus.yml" <<'PY' \
+  || die "prometheus.yml has no traefik job with the one target traefik:8080"
+import sys, yaml
+config = yaml.safe_load(open(sys.argv[1]))
+[job] = [j for j in config["scrape_configs"] if j["job_name"] == "traefik"]
+[static] = job["static_configs"]
+assert static["targets"] == ["traefik:8080"], static["targets"]
+static["targets"] = [sys.argv[2]]
+for line in yaml.safe_dump([job], default_flow_style=False).splitlines():
+    print("  " + line)
+PY
 prometheus --config.file="$WORK/prometheus.yml" --storage.tsdb.path="$WORK/data" \
   --web.listen-address="127.0.0.1:$PROM_PORT" --log.level=warn >"$WORK/prometheus.log" 2>&1 &
 PIDS+=("$!")
 wait_http "http://127.0.0.1:$PROM_PORT/-/ready" Prometheus
 log "Prometheus $(prometheus --version 2>&1 | head -1 | cut -d' ' -f3) on :$PROM_PORT"
 
-BASE_URL="http://127.0.0.1:$USER_PORT" ./generate-test-data.sh "$USERS" >"$WORK/generate.log" \
+BASE_URL="$GATEWAY_URL/api/users" ./generate-test-data.sh "$USERS" >"$WORK/generate.log" \
   || { cat "$WORK/generate.log" >&2; die "registrations failed"; }
 log "$(tail -1 "$WORK/generate.log")"
 # A few reads, so the notification-service serves more than /metrics.
@@ -217,3 +241,29 @@ if len(loaded) != expected:
 sys.exit(1 if failed else 0)
 PY
 log "every panel target returned series and every alert rule evaluates"
+
+# The traefik job of the compose prometheus.yml against the real Traefik.
+python3 - "http://127.0.0.1:$PROM_PORT" "$USERS" <<'PY' || die "the traefik scrape job does not work; logs were in $WORK"
+import json, sys, time, urllib.parse, urllib.request
+prom, users = sys.argv[1], int(sys.argv[2])
+checks = {
+    "target up": 'up{job="traefik"} == 1',
+    "service requests": f'sum(traefik_service_requests_total{{job="traefik",service="user-service@file",code="201"}}) >= {users}',
+    "router requests": f'sum(traefik_router_requests_total{{job="traefik",router="user-service@file",code="201"}}) >= {users}',
+    "request durations": 'sum(traefik_service_request_duration_seconds_count{job="traefik",service="user-service@file"}) > 0',
+}
+def ok(expr):
+    url = prom + "/api/v1/query?" + urllib.parse.urlencode({"query": expr})
+    with urllib.request.urlopen(url, timeout=10) as response:
+        return bool(json.load(response)["data"]["result"])
+deadline = time.monotonic() + 60
+pending = dict(checks)
+while pending and time.monotonic() < deadline:
+    pending = {k: e for k, e in pending.items() if not ok(e)}
+    if pending:
+        time.sleep(0.5)
+for name, expr in checks.items():
+    print(f"traefik job: {name.ljust(18)} {'FAILED' if name in pending else 'ok'}  {expr}")
+sys.exit(1 if pending else 0)
+PY
+log "the compose traefik scrape job works against a real Traefik"
