@@ -1,6 +1,8 @@
-//! Start-up before the database answers (a pod started before MySQL): the service keeps
-//! retrying with backoff, answers live 200 / ready 503 meanwhile, never exits, and becomes
-//! ready once the database answers. Runs `serve`, the code path of the binary.
+//! Start-up before the database and Kafka answer (a pod started before MySQL and the
+//! broker): the service keeps retrying with backoff, answers live 200 / ready 503
+//! meanwhile, never exits, and becomes ready once both answer. Runs `serve`, the code path
+//! of the binary. Kafka goes through a loopback proxy port that starts forwarding after
+//! the database is up.
 //!
 //! Embedded backend: the SQLite file's directory is missing at first (opening fails) and
 //! is created later. Real backend: the service is pointed at a loopback port where nothing
@@ -82,18 +84,32 @@ async fn status_of(client: &reqwest::Client, url: &str) -> Option<(u16, Value)> 
 }
 
 #[tokio::test]
-async fn started_before_its_database_it_stays_live_not_ready_then_becomes_ready() {
+async fn started_before_its_database_and_kafka_it_stays_live_not_ready_then_becomes_ready() {
     let backends = Backends::new().await;
     let late = late_database(&backends);
     let mut config = backends.config();
     config.database_url = late.url.clone();
+    // Kafka is not reachable at first either: the bootstrap address is a proxy port
+    // that starts forwarding only after the database is up.
+    let kafka_target = config
+        .kafka
+        .bootstrap_servers
+        .split(',')
+        .next()
+        .expect("a bootstrap server")
+        .to_owned();
+    let kafka_port = free_port();
+    config.kafka.bootstrap_servers = format!("127.0.0.1:{kafka_port}");
+    let open_kafka: Box<dyn FnOnce() + Send> = Box::new(move || {
+        tokio::spawn(proxy(kafka_port, kafka_target));
+    });
     config.http_addr = SocketAddr::from(([127, 0, 0, 1], free_port()));
     let base = format!("http://{}", config.http_addr);
     let shutdown = Shutdown::new();
     // `serve` is what the binary runs; polled here beside the checks (not spawned).
     let serve = config.serve(shutdown.clone());
     let checks = async {
-        let result = std::panic::AssertUnwindSafe(check_start_up(&base, late.open))
+        let result = std::panic::AssertUnwindSafe(check_start_up(&base, late.open, open_kafka))
             .catch_unwind()
             .await;
         shutdown.trigger();
@@ -106,7 +122,11 @@ async fn started_before_its_database_it_stays_live_not_ready_then_becomes_ready(
     served.expect("the service stops cleanly after start-up");
 }
 
-async fn check_start_up(base: &str, open_database: Box<dyn FnOnce() + Send>) {
+async fn check_start_up(
+    base: &str,
+    open_database: Box<dyn FnOnce() + Send>,
+    open_kafka: Box<dyn FnOnce() + Send>,
+) {
     let client = reqwest::Client::new();
     let live = format!("{base}/health/live");
     let ready = format!("{base}/health/ready");
@@ -145,6 +165,22 @@ async fn check_start_up(base: &str, open_database: Box<dyn FnOnce() + Send>) {
     );
 
     open_database();
+
+    // Started on the database; still not ready while the broker does not answer.
+    let waits_for_kafka = eventually(Duration::from_secs(40), || async {
+        matches!(status_of(&client, &ready).await,
+            Some((503, body)) if body["checks"]["database"]["ok"] == true
+                && body["checks"]["kafka"]["ok"] == false)
+    })
+    .await;
+    assert!(
+        waits_for_kafka,
+        "once the database answered, the service did not report ready-except-Kafka"
+    );
+    let (status, _) = status_of(&client, &live).await.expect("live answers");
+    assert_eq!(status, 200, "not live while waiting for Kafka");
+
+    open_kafka();
 
     let became_ready = eventually(Duration::from_secs(40), || async {
         matches!(status_of(&client, &ready).await, Some((200, _)))
