@@ -116,10 +116,22 @@ source_hash() {
     "$KUBE_BUILD_DIR/etcd/main.go" <(echo "$KUBE_VERSION") | sha256sum | cut -c1-16
 }
 
+# apt_get PACKAGE...: install Debian packages (root only), for a fresh machine.
+apt_get() {
+  [[ $EUID -eq 0 ]] || die "$* missing: install it (apt-get install $*)"
+  log "apt-get install $*"
+  apt-get update -qq >&2 || die "apt-get update failed"
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "$@" >&2 \
+    || die "apt-get install $* failed"
+}
+
 ensure_go() {
   if ! command -v go >/dev/null && [[ -x /usr/local/go/bin/go ]]; then
     export PATH="$PATH:/usr/local/go/bin"
   fi
+  # Debian's Go is older than tools/kube-build/go.mod asks for; with
+  # GOTOOLCHAIN=auto it fetches that toolchain through the Go module proxy.
+  command -v go >/dev/null || apt_get golang-go ca-certificates
   command -v go >/dev/null || die "Go is not installed: the control plane builds from source with Go >= 1.26 (tools/kube-build/go.mod)"
   export GOTOOLCHAIN="${GOTOOLCHAIN:-auto}"
 }
@@ -162,12 +174,7 @@ build() {
 # Certificates and kubeconfigs (openssl; made once per data dir)
 # ----------------------------------------------------------------------------
 ensure_openssl() {
-  command -v openssl >/dev/null && return
-  [[ $EUID -eq 0 ]] || die "openssl is missing (apt-get install openssl)"
-  log "apt-get install openssl"
-  apt-get update -qq >&2 || die "apt-get update failed"
-  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends openssl >&2 \
-    || die "apt-get install openssl failed"
+  command -v openssl >/dev/null || apt_get openssl
 }
 
 # new_ca NAME CN
@@ -375,7 +382,7 @@ main() {
     build) build ;;
     up)
       build
-      command -v curl >/dev/null || die "curl is missing (apt-get install curl)"
+      command -v curl >/dev/null || apt_get curl
       mkdir -p "$KUBE_DATA_DIR"
       ensure_pki
       start_etcd
