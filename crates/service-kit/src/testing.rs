@@ -129,6 +129,24 @@ impl TestKafka {
         }
     }
 
+    /// Creates more topics of the test's own (e.g. a service's answer topic) on the same
+    /// cluster.
+    pub async fn create_topics(&self, topics: &[&str], partitions: i32) {
+        if let Some(mock) = &self._mock {
+            for topic in topics {
+                mock.create_topic(topic, partitions, 1).expect("mock topic");
+            }
+            return;
+        }
+        tokio::time::timeout(
+            Duration::from_secs(30),
+            ensure_topics(&self.args, topics, partitions, 1),
+        )
+        .await
+        .expect("topic creation timed out: is Kafka up at TEST_KAFKA_BROKERS?")
+        .expect("create test topics");
+    }
+
     /// Messages in the test topic: high minus low watermark summed over its partitions,
     /// asked of the broker itself (not of a service's view of its assignment).
     pub async fn messages(&self) -> i64 {
