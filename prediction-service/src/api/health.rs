@@ -27,7 +27,10 @@ pub async fn ready(State(state): State<AppState>) -> Readiness {
         consumer.client().fetch_metadata(Some(topic), timeout)
     });
     // The service does not start without a model, and a refused reload keeps the old one.
-    let model = async { Ok::<_, String>(drop(state.model.current())) };
+    let model = async {
+        let _serving = state.model.current();
+        Ok::<(), String>(())
+    };
     let (kafka, model) = tokio::join!(Check::run(kafka), Check::run(model));
     Readiness::from_checks([("kafka", kafka), ("model", model)])
 }

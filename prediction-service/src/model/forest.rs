@@ -202,7 +202,7 @@ impl Forest {
     fn attach_weights(
         &mut self,
         attrs: &Attributes<'_>,
-        index: &HashMap<(i64, i64), u32>,
+        index: &NodeIndex,
     ) -> Result<(), ForestError> {
         let trees = attrs.ints("class_treeids")?;
         let ids = attrs.ints("class_nodeids")?;
@@ -293,11 +293,11 @@ fn refuse_unsupported(attrs: &Attributes<'_>) -> Result<(), ForestError> {
     Ok(())
 }
 
+/// Where each (tree id, node id) is in the node array.
+type NodeIndex = HashMap<(i64, i64), u32>;
+
 /// The nodes in attribute order, and the index of each (tree id, node id).
-fn nodes(
-    attrs: &Attributes<'_>,
-    features: usize,
-) -> Result<(HashMap<(i64, i64), u32>, Vec<Node>), ForestError> {
+fn nodes(attrs: &Attributes<'_>, features: usize) -> Result<(NodeIndex, Vec<Node>), ForestError> {
     let trees = attrs.ints("nodes_treeids")?;
     let ids = attrs.ints("nodes_nodeids")?;
     let feature_ids = attrs.ints("nodes_featureids")?;
@@ -372,7 +372,7 @@ fn nodes(
 }
 
 /// The root of each tree: the one node of the tree that is no node's child.
-fn roots(index: &HashMap<(i64, i64), u32>, nodes: &[Node]) -> Result<Vec<u32>, ForestError> {
+fn roots(index: &NodeIndex, nodes: &[Node]) -> Result<Vec<u32>, ForestError> {
     let mut is_child = vec![false; nodes.len()];
     for node in nodes.iter().filter(|n| n.mode != Mode::Leaf) {
         is_child[node.true_child as usize] = true;
