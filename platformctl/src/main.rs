@@ -2,6 +2,7 @@
 
 mod dlq;
 mod load;
+mod predict;
 mod topics;
 mod up;
 
@@ -33,6 +34,8 @@ enum Command {
     Dlq(dlq::DlqCommand),
     /// Load-test `POST /register/` and report throughput and latency percentiles.
     Load(Box<load::LoadArgs>),
+    /// Send prediction requests over Kafka and print the answers, matched by request id.
+    Predict(predict::PredictArgs),
 }
 
 #[tokio::main]
@@ -46,6 +49,7 @@ async fn main() -> ExitCode {
         Command::Topics(command) => topics::run(command).await,
         Command::Dlq(command) => dlq::run(command).await,
         Command::Load(args) => load::run(*args).await,
+        Command::Predict(args) => predict::run(args).await,
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

@@ -1,4 +1,4 @@
-//! `platformctl up`: both services in one process. Embedded by default (SQLite files under
+//! `platformctl up`: the three services in one process. Embedded by default (SQLite files under
 //! the data directory, librdkafka's in-process mock cluster as the broker); flags point it
 //! at a real database and real brokers instead.
 
@@ -56,6 +56,18 @@ pub struct UpArgs {
     )]
     notification_addr: SocketAddr,
 
+    /// prediction-service address.
+    #[arg(
+        long,
+        env = "PREDICTION_SERVICE_ADDR",
+        default_value = "127.0.0.1:8002"
+    )]
+    prediction_addr: SocketAddr,
+
+    /// The prediction-service's ONNX model (reloaded when the file changes).
+    #[arg(long, env = "MODEL_PATH", default_value = "models/wine-forest.onnx")]
+    model_path: PathBuf,
+
     /// Log format.
     #[arg(long, env = "LOG_FORMAT", value_enum, default_value_t = LogFormat::Pretty)]
     log_format: LogFormat,
@@ -66,6 +78,9 @@ pub struct UpArgs {
     #[arg(long, env = "OTEL_EXPORTER_OTLP_ENDPOINT")]
     otel_exporter_otlp_endpoint: Option<String>,
 }
+
+const PREDICTION_REQUESTS: &str = "prediction_requests";
+const PREDICTION_RESULTS: &str = "prediction_results";
 
 /// The broker: a mock cluster kept alive for the run, or real brokers.
 struct Broker {
@@ -78,6 +93,9 @@ impl Broker {
         let topics = [
             args.kafka_topic.clone(),
             events::dlq_topic(&args.kafka_topic),
+            PREDICTION_REQUESTS.to_owned(),
+            format!("{PREDICTION_REQUESTS}.dlq"),
+            PREDICTION_RESULTS.to_owned(),
         ];
         if let Some(servers) = &args.kafka_bootstrap_servers {
             let kafka = KafkaArgs::new(servers.clone(), args.kafka_topic.clone());
@@ -138,26 +156,35 @@ async fn run_platform(args: UpArgs) -> anyhow::Result<()> {
         .notifications_database_url
         .clone()
         .unwrap_or_else(|| sqlite_url(&args.data_dir, "notifications.db"));
+    let mut predictions = prediction_service::Config::new(
+        &KafkaArgs::new(broker.bootstrap_servers.clone(), PREDICTION_REQUESTS),
+        &args.model_path,
+    );
+    predictions.http_addr = args.prediction_addr;
+
     let mut notifications = notification_service::Config::new(notifications_url, kafka);
     notifications.http_addr = args.notification_addr;
     notifications.common.admin_token = Some(admin_token.clone());
 
     let user_app = user_service::Application::build(&users).await?;
     let notification_app = notification_service::Application::build(&notifications).await?;
-    print_banner(
-        &args,
-        &broker,
+    let prediction_app = prediction_service::Application::build(&predictions)
+        .await
+        .with_context(|| format!("prediction-service (model {})", args.model_path.display()))?;
+    let addrs = [
         user_app.local_addr(),
         notification_app.local_addr(),
-        &admin_token,
-    );
+        prediction_app.local_addr(),
+    ];
+    print_banner(&args, &broker, addrs, &admin_token);
 
     run_until_signal(Duration::from_secs(20), |shutdown| async move {
-        let (users, notifications) = tokio::join!(
+        let (users, notifications, predictions) = tokio::join!(
             user_app.run(shutdown.clone()),
-            notification_app.run(shutdown.clone())
+            notification_app.run(shutdown.clone()),
+            prediction_app.run(shutdown.clone())
         );
-        users.and(notifications)
+        users.and(notifications).and(predictions)
     })
     .await?;
     println!("platform stopped");
@@ -170,13 +197,8 @@ fn generate_token() -> String {
         .collect()
 }
 
-fn print_banner(
-    args: &UpArgs,
-    broker: &Broker,
-    users: SocketAddr,
-    notifications: SocketAddr,
-    token: &str,
-) {
+fn print_banner(args: &UpArgs, broker: &Broker, addrs: [SocketAddr; 3], token: &str) {
+    let [users, notifications, predictions] = addrs;
     let storage = if args.users_database_url.is_some() {
         "the configured databases".to_owned()
     } else {
@@ -191,12 +213,16 @@ fn print_banner(
         "\nPlatform running ({storage}, {kafka})\n\
          \n  user-service          http://{users}   (API docs: http://{users}/docs)\
          \n  notification-service  http://{notifications}   (API docs: http://{notifications}/docs)\
+         \n  prediction-service    http://{predictions}   (API docs: http://{predictions}/docs)\
          \n  admin token           {token}\
          \n\nRegister a user:\
          \n  curl -i -X POST http://{users}/register/ -H 'content-type: application/json' \\\
          \n       -d '{{\"user_name\": \"Ada Lovelace\", \"email\": \"ada@example.com\"}}'\
          \nSee it delivered:\
          \n  curl -H 'authorization: Bearer {token}' http://{notifications}/notifications\
+         \nClassify a wine (or `platformctl predict` over Kafka):\
+         \n  curl -X POST http://{predictions}/predict -H 'content-type: application/json' \\\
+         \n       -d '{{\"features\": [13.2,1.78,2.14,11.2,100,2.65,2.76,0.26,1.28,4.38,1.05,3.4,1050]}}'\
          \n\nCtrl-C stops everything.\n"
     );
 }
