@@ -4,7 +4,7 @@ Run through models/train.sh (a virtualenv with the pinned packages). Everything 
 deterministic: the data set ships with scikit-learn (no download), the split and the
 forest have fixed seeds, so a retrain with the same packages gives the same file.
 
-Outputs, next to this script:
+Outputs, next to this script (or in the directory given as the only argument):
   wine-forest.onnx         the model the prediction-service loads (MODEL_PATH)
   wine-forest.json         its card: versions, seed, sizes, held-out accuracy, sha256
   wine-forest-parity.json  all 178 rows with scikit-learn's class and probabilities, for
@@ -36,7 +36,7 @@ VERSION = "1"
 # implements (opset 5's TreeEnsemble is refused there).
 TARGET_OPSET = {"": 17, "ai.onnx.ml": 3}
 
-HERE = Path(__file__).resolve().parent
+HERE = Path(sys.argv[1]).resolve() if len(sys.argv) > 1 else Path(__file__).resolve().parent
 
 
 def train():
