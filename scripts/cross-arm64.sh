@@ -4,7 +4,7 @@
 # (Debian's cross toolchain, multi-arch libssl-dev:arm64 and zlib1g-dev:arm64,
 # scripts/lib/cross-env.sh), then the binaries run under Debian's qemu-user:
 #
-#   1. installs what is missing: gcc/g++-aarch64-linux-gnu, libc6-dev-arm64-cross,
+#   1. installs what is missing: gcc/g++-aarch64-linux-gnu, libc6-dev-arm64-cross, libc6:arm64,
 #      libssl-dev:arm64, zlib1g-dev:arm64, qemu-user, file; rustup target
 #      aarch64-unknown-linux-gnu
 #   2. cargo build --release --locked --target aarch64-unknown-linux-gnu of the
@@ -17,7 +17,13 @@
 #      GET /notifications, SIGTERM stops it cleanly
 #
 # binfmt_misc is not needed (nor usually available in a container): every run is
-# an explicit `qemu-aarch64 -L /usr/aarch64-linux-gnu ./binary`.
+# an explicit `qemu-aarch64 -L / ./binary`. The guest's loader and libc are the
+# multi-arch libc6:arm64 (/lib/ld-linux-aarch64.so.1, /lib/aarch64-linux-gnu/), the
+# same Debian libc the arm64 runtime image has. Not `-L /usr/aarch64-linux-gnu`:
+# that takes ld.so from the cross toolchain's libc6-arm64-cross while libssl3:arm64
+# and friends resolve libc.so.6 from the multi-arch path, and a loader and libc of
+# different builds hang in the first pthread_create (seen with 2.36-8cross1 against
+# 2.36-9+deb12u14).
 #
 # Not part of scripts/test.sh: a release build of the workspace for another
 # target takes far longer than the CI budget allows on 2 cores (see
@@ -43,7 +49,7 @@ cd "$REPO_ROOT"
 TARGET=aarch64-unknown-linux-gnu
 DEB_ARCH=arm64
 GNU_TRIPLET=aarch64-linux-gnu
-QEMU_SYSROOT=/usr/$GNU_TRIPLET
+QEMU_SYSROOT=/
 BINARIES=(user-service notification-service platformctl)
 # Emulated start-up (SQLite migrations, the mock cluster) and delivery are slow
 # under qemu; these bound the waits, they are not sleeps.
@@ -68,7 +74,7 @@ install_toolchain() {
     apt_updated=""
   fi
   local wanted=("gcc-$GNU_TRIPLET" "g++-$GNU_TRIPLET" "libc6-dev-$DEB_ARCH-cross"
-    "libssl-dev:$DEB_ARCH" "zlib1g-dev:$DEB_ARCH" qemu-user file pkg-config make perl)
+    "libc6:$DEB_ARCH" "libssl-dev:$DEB_ARCH" "zlib1g-dev:$DEB_ARCH" qemu-user file pkg-config make perl)
   local missing=() p
   for p in "${wanted[@]}"; do
     dpkg-query -W -f='${Status}\n' "$p" 2>/dev/null | grep -q '^install ok installed$' || missing+=("$p")
@@ -89,7 +95,10 @@ build() {
   phase "cargo build --release --target $TARGET"
   local src=$REPO_ROOT
   if [ -n "${CROSS_REV:-}" ]; then
-    src="$WORK/src"
+    # A fixed place, and git archive's file times (the commit's): a second run of the
+    # same commit finds nothing to rebuild.
+    src="$CARGO_TARGET_DIR/cross-arm64-src"
+    rm -rf "$src"
     mkdir -p "$src"
     git -C "$REPO_ROOT" archive "$CROSS_REV" | tar -x -C "$src" || die "cannot export $CROSS_REV"
     log "building $CROSS_REV ($(git -C "$REPO_ROOT" rev-parse --short "$CROSS_REV")) from a snapshot in $src"
@@ -120,8 +129,8 @@ check_binaries() {
     needed=$("$GNU_TRIPLET-readelf" -d "$OUT_DIR/$b" | sed -n 's/.*Shared library: \[\(.*\)\]/\1/p' | tr '\n' ' ')
     log "$b: $(du -h "$OUT_DIR/$b" | cut -f1), ${desc%%,*}, ARM aarch64; links: $needed"
     # librdkafka is compiled from source by rdkafka-sys and linked statically.
-    "$GNU_TRIPLET-nm" "$OUT_DIR/$b" 2>/dev/null | grep -q ' T rd_kafka_new$' \
-      || die "$b does not contain librdkafka (no rd_kafka_new symbol)"
+    "$GNU_TRIPLET-nm" "$OUT_DIR/$b" >"$WORK/$b.nm" 2>/dev/null || die "nm cannot read $b"
+    grep -q ' T rd_kafka_new$' "$WORK/$b.nm" || die "$b does not contain librdkafka (no rd_kafka_new symbol)"
     qemu "$OUT_DIR/$b" --help >"$WORK/$b-help.txt" 2>&1 \
       || { cat "$WORK/$b-help.txt" >&2; die "$b --help failed under qemu-aarch64"; }
     grep -q '^Usage:' "$WORK/$b-help.txt" || { cat "$WORK/$b-help.txt" >&2; die "$b --help printed no usage"; }
@@ -138,7 +147,9 @@ run_platform() {
   local token email status body location user_url notif_url deadline
   token="cross-$RANDOM$RANDOM"
   email="arm64-$RANDOM@example.com"
-  qemu "$OUT_DIR/platformctl" up --data-dir "$WORK/data" \
+  # qemu-aarch64 itself in the background (not through the qemu function, whose
+  # subshell would take the SIGTERM below instead of the platform).
+  qemu-aarch64 -L "$QEMU_SYSROOT" "$OUT_DIR/platformctl" up --data-dir "$WORK/data" \
     --user-addr 127.0.0.1:0 --notification-addr 127.0.0.1:0 \
     --admin-token "$token" --log-format json >"$WORK/up.log" 2>&1 &
   PLATFORM_PID=$!
