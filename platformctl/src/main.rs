@@ -1,8 +1,11 @@
 //! platformctl: runs the embedded platform (`up`, the default) and operates a running one.
 
+mod cluster;
+mod consumer;
 mod dlq;
 mod load;
 mod predict;
+mod status;
 mod topics;
 mod up;
 
@@ -36,6 +39,12 @@ enum Command {
     Load(Box<load::LoadArgs>),
     /// Send prediction requests over Kafka and print the answers, matched by request id.
     Predict(predict::PredictArgs),
+    /// Show a release on a Kubernetes cluster: workloads, pods, consumer lag per
+    /// partition and the outbox backlog (kubeconfig and context as kubectl).
+    Status(status::StatusArgs),
+    /// Pause, resume or show the Kafka consumer of every notification-service pod of a
+    /// release on a Kubernetes cluster, each through the API server's pod proxy.
+    Consumer(consumer::ConsumerArgs),
 }
 
 #[tokio::main]
@@ -50,6 +59,8 @@ async fn main() -> ExitCode {
         Command::Dlq(command) => dlq::run(command).await,
         Command::Load(args) => load::run(*args).await,
         Command::Predict(args) => predict::run(args).await,
+        Command::Status(args) => status::run(args).await,
+        Command::Consumer(args) => consumer::run(args).await,
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

@@ -37,17 +37,29 @@ enum Verdict {
     Disabled,
 }
 
+/// Second header that carries the admin token. The Kubernetes API server removes
+/// `Authorization` from every request it has authenticated, so a call that reaches a pod
+/// through the API server's pod proxy (`platformctl consumer pause` against a cluster)
+/// cannot carry the token there.
+pub const ADMIN_TOKEN_HEADER: &str = "x-admin-token";
+
 /// Middleware: 401 without valid credentials, 403 when no admin token is configured.
+/// The token is read from `Authorization: Bearer`, else from `X-Admin-Token`.
 pub async fn require_admin(
     State(token): State<AdminToken>,
     request: Request,
     next: Next,
 ) -> Response {
-    let presented = request
-        .headers()
+    let headers = request.headers();
+    let presented = headers
         .get(header::AUTHORIZATION)
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.strip_prefix("Bearer "))
+        .or_else(|| {
+            headers
+                .get(ADMIN_TOKEN_HEADER)
+                .and_then(|v| v.to_str().ok())
+        })
         .unwrap_or_default();
     match token.verify(presented) {
         Verdict::Allowed => next.run(request).await,
