@@ -187,3 +187,28 @@ async fn partitions_assigned_by_a_later_rebalance_stay_paused() {
     assert_eq!(ids.into_iter().collect::<HashSet<_>>(), expected);
     first.stop().await;
 }
+
+/// Through the Kubernetes API server's pod proxy the `Authorization` header never arrives
+/// (the API server removes it), so the token is also accepted in `X-Admin-Token`.
+#[tokio::test]
+async fn the_admin_token_is_also_accepted_in_x_admin_token() {
+    let backends = Backends::new().await;
+    let app = spawn_app(&backends.config()).await;
+    let pause = |token: &'static str| {
+        app.client
+            .post(app.url("/consumer/pause"))
+            .header("x-admin-token", token)
+            .send()
+    };
+    assert_eq!(
+        pause("wrong").await.expect("request").status(),
+        StatusCode::UNAUTHORIZED
+    );
+    assert_eq!(status(&app).await["state"], "running");
+    assert_eq!(
+        pause(TOKEN).await.expect("request").status(),
+        StatusCode::OK
+    );
+    assert_eq!(status(&app).await["state"], "paused");
+    app.stop().await;
+}
