@@ -8,7 +8,10 @@
 # started as detached background processes (setsid) and stopped by pid.
 #
 # Usage: scripts/deps.sh [up|env|status|mariadb-start|mariadb-stop|
-#                         kafka-start|kafka-stop|kafka-kill|help]
+#                         kafka-start|kafka-stop|kafka-kill|
+#                         mariadb-freeze|mariadb-thaw|kafka-freeze|kafka-thaw|help]
+#   *-freeze / *-thaw  SIGSTOP / SIGCONT the server: it stops answering but keeps its
+#                 connections open, as a server stalled by I/O or the scheduler does
 #   up (default)  install + start everything, then print `export` lines
 #   env           print only the `export` lines:  eval "$(scripts/deps.sh env)"
 #
@@ -551,6 +554,22 @@ signal_kafka() {
   log "Kafka stopped (pid $pid gone, port $KAFKA_PORT closed)"
 }
 
+# SIGSTOP or SIGCONT a server by pid (gray failures: stalled, not dead).
+signal_server() {
+  local name="$1" sig="$2" pid="$3"
+  [[ -n "$pid" ]] || die "$name is not running"
+  kill "-$sig" "$pid"
+  log "sent SIG$sig to $name (pid $pid)"
+}
+
+# A server left frozen by an interrupted test would hang every client: thaw before use.
+thaw_all() {
+  local pid
+  for pid in "$(mariadb_pid)" "$(kafka_pid)"; do
+    [[ -n "$pid" ]] && kill -CONT "$pid" 2>/dev/null || true
+  done
+}
+
 kafka_up() {
   fetch_kafka
   start_kafka
@@ -602,6 +621,7 @@ main() {
   local t0=$SECONDS
   case "$cmd" in
     up)
+      thaw_all
       mariadb_up
       kafka_up
       log "all dependencies up in $((SECONDS - t0))s"
@@ -612,6 +632,10 @@ main() {
     kafka-start) kafka_up ;;
     kafka-stop) signal_kafka TERM ;;
     kafka-kill) signal_kafka KILL ;;
+    mariadb-freeze) signal_server MariaDB STOP "$(mariadb_pid)" ;;
+    mariadb-thaw) signal_server MariaDB CONT "$(mariadb_pid)" ;;
+    kafka-freeze) signal_server Kafka STOP "$(kafka_pid)" ;;
+    kafka-thaw) signal_server Kafka CONT "$(kafka_pid)" ;;
     *) usage >&2; die "unknown subcommand: $cmd" ;;
   esac
 }

@@ -158,19 +158,27 @@ impl TestKafka {
                 .consumer_config(&format!("watermarks-{}", Uuid::new_v4().simple()))
                 .create()
                 .expect("consumer");
-            let metadata = consumer
-                .fetch_metadata(Some(&args.topic), wait)
-                .expect("topic metadata");
-            metadata.topics()[0]
-                .partitions()
-                .iter()
-                .map(|p| {
-                    let (low, high) = consumer
-                        .fetch_watermarks(&args.topic, p.id(), wait)
-                        .expect("watermarks");
-                    high - low
-                })
-                .sum()
+            // A partition can be without a leader for a moment (a broker that just
+            // resumed, or restarted, re-registers first): ask again, for up to a minute.
+            let mut last_error = None;
+            for _ in 0..120 {
+                let sizes = consumer
+                    .fetch_metadata(Some(&args.topic), wait)
+                    .and_then(|metadata| {
+                        metadata.topics()[0]
+                            .partitions()
+                            .iter()
+                            .map(|p| consumer.fetch_watermarks(&args.topic, p.id(), wait))
+                            .map(|w| w.map(|(low, high)| high - low))
+                            .sum::<Result<i64, _>>()
+                    });
+                match sizes {
+                    Ok(total) => return total,
+                    Err(error) => last_error = Some(error),
+                }
+                std::thread::sleep(Duration::from_millis(500));
+            }
+            panic!("watermarks of {}: {last_error:?}", args.topic)
         })
         .await
         .expect("watermarks task")

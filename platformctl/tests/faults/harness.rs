@@ -53,6 +53,18 @@ impl Service {
         }
     }
 
+    /// SIGSTOP (`true`) or SIGCONT: the process stalls with its connections open, as one
+    /// paused by the scheduler or a stalled disk does.
+    pub fn freeze(&self, frozen: bool) {
+        let child = self.child.as_ref().expect("running");
+        let signal = if frozen { "-STOP" } else { "-CONT" };
+        let status = Command::new("kill")
+            .args([signal, &child.id().to_string()])
+            .status()
+            .expect("kill");
+        assert!(status.success(), "kill {signal} {}", self.name);
+    }
+
     /// SIGTERM, then wait for a clean exit.
     pub fn terminate(mut self) {
         if let Some(mut child) = self.child.take() {
@@ -249,6 +261,9 @@ pub struct LoadReport {
     pub answers: BTreeMap<u16, usize>,
     /// Slowest 503 answer.
     pub slowest_503: Duration,
+    /// Registrations answered 503 whose commit completed all the same: the retry with the
+    /// same Idempotency-Key got the stored 201, created before that 503 was answered.
+    pub stored_after_503: usize,
 }
 
 /// Registers `count` users over `targets` (round-robin) with `concurrency` clients. Every
@@ -306,6 +321,7 @@ async fn register_one(
     let body =
         json!({"user_name": format!("{prefix} {i}"), "email": format!("{prefix}.{i}@example.com")});
     let key = format!("{prefix}-{i}");
+    let mut first_503 = None;
     for _ in 0..600 {
         let started = Instant::now();
         let answer = client
@@ -320,10 +336,16 @@ async fn register_one(
             *report.answers.entry(status).or_default() += 1;
             if status == 503 {
                 report.slowest_503 = report.slowest_503.max(started.elapsed());
+                first_503.get_or_insert_with(chrono::Utc::now);
             }
         }
         if status == 201 {
             let created: Value = answer.expect("answer").json().await.expect("json");
+            let created_at: chrono::DateTime<chrono::Utc> =
+                serde_json::from_value(created["created_at"].clone()).expect("created_at");
+            if first_503.is_some_and(|answered| created_at < answered) {
+                report.lock().await.stored_after_503 += 1;
+            }
             return created["user_id"].as_str().expect("user_id").to_owned();
         }
         assert!(

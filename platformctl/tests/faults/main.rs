@@ -7,6 +7,7 @@
 //! (`--test-threads=1`, as scripts/test.sh does) and only with
 //! `--features fault-tests` against the real backends.
 
+mod gray;
 mod harness;
 mod sasl;
 
