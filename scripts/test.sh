@@ -5,11 +5,19 @@
 #   2. the whole workspace on the embedded backends (SQLite, librdkafka mock cluster)
 #   3. MariaDB and an Apache Kafka broker installed and started by scripts/deps.sh
 #      (reused when already running), then the same tests against them
-#   4. fault tests: service processes with Kafka killed, MariaDB stopped, services killed
+#   4. fault tests: service processes with Kafka killed, MariaDB stopped, services killed,
+#      and gray failures: MariaDB, the broker or a consumer replica frozen (SIGSTOP)
 #   5. every dashboard panel and alert rule evaluated by a real Prometheus scraping the
-#      services (scripts/check-dashboards.sh)
-#   6. the deployment artifacts (compose, Helm chart, k8s/, Prometheus, dashboards),
-#      validated offline by scripts/check-deploy.sh
+#      services and a real Traefik (scripts/check-dashboards.sh)
+#   6. the gateway: a real Traefik with compose's flags and deploy/traefik/dynamic.yml in
+#      front of the services, Swagger UI in headless Chromium (scripts/check-gateway.sh)
+#   7. API fuzzing (schemathesis) and the deployment artifacts, validated offline by
+#      scripts/check-deploy.sh
+#   8. a local Kubernetes control plane (scripts/kube.sh: etcd, kube-apiserver,
+#      kube-controller-manager, built once from the Go module proxy): the chart's whole
+#      lifecycle on it (scripts/check-chart-cluster.sh), platformctl's cluster commands
+#      with the service binaries standing in for pods (scripts/check-cluster.sh), and
+#      Traefik's Kubernetes providers loading the chart's routes (scripts/check-gateway-kube.sh)
 #
 # Nothing is skipped: a dependency that cannot be installed or started fails the run with
 # a message saying what is missing. Ends with one line "N passed, N failed".
@@ -19,6 +27,14 @@ cd "$(dirname "${BASH_SOURCE[0]}")/.."
 step() { printf '\n==> %s\n' "$*"; }
 log_dir=$(mktemp -d)
 trap 'rm -rf "$log_dir"' EXIT
+
+# Runs a check script, keeps its output; its "N passed, N failed" line counts in the totals.
+check_script() {
+  local name=$1
+  shift
+  "$@" 2>&1 | tee "$log_dir/script-$name.log"
+  return "${PIPESTATUS[0]}"
+}
 
 # Runs cargo test with the given environment, keeps the output for the totals.
 cargo_test() {
@@ -65,15 +81,32 @@ env PLATFORM_TEST_BACKEND=real TEST_MYSQL_URL="$TEST_MYSQL_URL" TEST_KAFKA_BROKE
 step "dashboards and alert rules on a real Prometheus (scripts/check-dashboards.sh)"
 scripts/check-dashboards.sh
 
+step "the gateway: a real Traefik in front of the services (scripts/check-gateway.sh)"
+check_script gateway scripts/check-gateway.sh
+
 step "API fuzzing: schemathesis against both OpenAPI documents"
 scripts/fuzz-api.sh 100
 
-if [ -x scripts/check-deploy.sh ]; then
-  step "deployment artifacts (scripts/check-deploy.sh)"
-  scripts/check-deploy.sh
-fi
+step "deployment artifacts (scripts/check-deploy.sh)"
+scripts/check-deploy.sh
+
+step "local Kubernetes control plane (scripts/kube.sh)"
+eval "$(scripts/kube.sh up)"
+
+step "the chart's lifecycle on the API server (scripts/check-chart-cluster.sh)"
+check_script chart scripts/check-chart-cluster.sh
+
+step "platformctl status and consumer pause/resume on the cluster (scripts/check-cluster.sh)"
+check_script cluster scripts/check-cluster.sh
+
+step "Traefik's Kubernetes providers load the chart's routes (scripts/check-gateway-kube.sh)"
+check_script gateway-kube scripts/check-gateway-kube.sh
 
 step "summary"
-cat "$log_dir"/*.log | awk '
-  /^test result:/ { passed += $4; failed += $6 }
+{
+  cat "$log_dir"/*.log | awk '/^test result:/ { print $4, $6 }'
+  # The scripts' own "N passed, N failed" lines.
+  cat "$log_dir"/script-*.log | grep -Eo '[0-9]+ passed, [0-9]+ failed' | awk '{ print $1, $3 }'
+} | awk '
+  { passed += $1; failed += $2 }
   END { printf "%d passed, %d failed\n", passed, failed; exit failed > 0 }'
