@@ -76,6 +76,11 @@ impl Cluster {
         })?;
         config.connect_timeout = Some(CONNECT_TIMEOUT);
         config.read_timeout = Some(READ_TIMEOUT);
+        // kube retries 429/503/504 answers up to 15 times with growing delays, POSTs
+        // included. Through the pod proxy a 503 is the pod's answer (or the API server
+        // saying the pod cannot be reached), and a pause must not be sent again blindly:
+        // a command reports at once instead.
+        config.default_retry = false;
         let namespace = args
             .namespace
             .clone()
