@@ -36,6 +36,41 @@ fn every_row_matches_scikit_learn() {
     eprintln!("178 rows: classes equal, largest probability difference {worst:e}");
 }
 
+/// The general walk (any branch mode) gives what the all-`BRANCH_LEQ` form gives: the
+/// same forest written with `BRANCH_GT` and swapped children.
+#[test]
+fn the_general_walk_agrees_with_the_leq_form() {
+    let mut proto = ModelProto::decode(model_bytes().as_slice()).expect("decode");
+    let node = &mut proto.graph.as_mut().expect("graph").node[0];
+    let find = |name: &str| {
+        node.attribute
+            .iter()
+            .position(|a| a.name == name)
+            .expect(name)
+    };
+    let (modes, yes, no) = (
+        find("nodes_modes"),
+        find("nodes_truenodeids"),
+        find("nodes_falsenodeids"),
+    );
+    let (true_ids, false_ids) = (
+        node.attribute[yes].ints.clone(),
+        node.attribute[no].ints.clone(),
+    );
+    node.attribute[yes].ints = false_ids;
+    node.attribute[no].ints = true_ids;
+    for mode in &mut node.attribute[modes].strings {
+        if mode.as_slice() == b"BRANCH_LEQ" {
+            *mode = b"BRANCH_GT".to_vec();
+        }
+    }
+    let general = Model::from_bytes(&proto.encode_to_vec()).expect("BRANCH_GT model");
+    let leq = Model::from_bytes(&model_bytes()).expect("model");
+    let (_, rows) = parity_rows();
+    let features: Vec<Features> = rows.iter().map(|r| r.features).collect();
+    assert_eq!(general.predict(&features), leq.predict(&features));
+}
+
 #[test]
 fn one_row_at_a_time_equals_the_batch() {
     let model = Model::from_bytes(&model_bytes()).expect("model");
