@@ -17,7 +17,8 @@ use std::process::Output;
 use std::time::Duration;
 
 use k8s_openapi::api::apps::v1::Deployment;
-use k8s_openapi::api::core::v1::{Namespace, Pod};
+use k8s_openapi::api::authentication::v1::TokenRequest;
+use k8s_openapi::api::core::v1::{Namespace, Pod, ServiceAccount};
 use kube::api::{Api, DeleteParams, ListParams, PostParams};
 use kube::{Client, Config};
 use serde_json::{Value, json};
@@ -116,8 +117,13 @@ impl Release {
     }
 
     fn args<'a>(&'a self, command: &[&'a str]) -> Vec<&'a str> {
+        self.args_as(&self.kubeconfig, command)
+    }
+
+    /// The arguments of `command` with another kubeconfig (another user).
+    fn args_as<'a>(&'a self, kubeconfig: &'a str, command: &[&'a str]) -> Vec<&'a str> {
         let mut args = command.to_vec();
-        args.extend(["-n", &self.namespace, "--kubeconfig", &self.kubeconfig]);
+        args.extend(["-n", &self.namespace, "--kubeconfig", kubeconfig]);
         args
     }
 }
@@ -162,6 +168,9 @@ async fn client() -> Client {
 /// Everything one run sets up: databases, topic, the release and its running pods.
 struct Stack {
     release: Release,
+    /// A kubeconfig of the chart's operator ServiceAccount (operatorAccess): only what its
+    /// Role grants.
+    operator: String,
     users: Vec<RunningPod>,
     notifications: Vec<RunningPod>,
     _dbs: (TestDatabase, TestDatabase),
@@ -202,6 +211,7 @@ async fn stack() -> Stack {
         "migrations": {"enabled": false},
         "topics": {"enabled": false},
         "ingress": {"enabled": false},
+        "operatorAccess": {"enabled": true},
         "serviceMonitor": {"enabled": false},
         "prometheusRule": {"enabled": false},
         "secrets": {
@@ -275,14 +285,44 @@ async fn stack() -> Stack {
         rolled_out,
         "the Deployments did not report their pods ready"
     );
+    let operator = operator_kubeconfig(&client, &namespace, logs.path()).await;
     Stack {
         release,
+        operator,
         users,
         notifications,
         _dbs: (users_db, notifications_db),
         _kafka: kafka,
         _logs: logs,
     }
+}
+
+/// A kubeconfig that authenticates as `<release>-operator` with a short-lived token.
+async fn operator_kubeconfig(client: &Client, namespace: &str, dir: &std::path::Path) -> String {
+    let request: TokenRequest =
+        serde_json::from_value(json!({"spec": {"audiences": [], "expirationSeconds": 3600}}))
+            .expect("token request");
+    let answer: TokenRequest = Api::<ServiceAccount>::namespaced(client.clone(), namespace)
+        .create_subresource(
+            "token",
+            &format!("{RELEASE}-operator"),
+            &PostParams::default(),
+            &request,
+        )
+        .await
+        .expect("a token of the operator ServiceAccount (operatorAccess.enabled)");
+    let token = answer.status.and_then(|s| s.token).expect("token");
+    let server = Config::infer().await.expect("kubeconfig").cluster_url;
+    let path = dir.join("operator.kubeconfig");
+    std::fs::write(
+        &path,
+        format!(
+            "apiVersion: v1\nkind: Config\nclusters:\n- name: local\n  cluster:\n    server: {server}\n    insecure-skip-tls-verify: true\n\
+             users:\n- name: operator\n  user:\n    token: {token}\ncontexts:\n- name: operator\n  context:\n    cluster: local\n    user: operator\n    namespace: {namespace}\ncurrent-context: operator\n"
+        ),
+    )
+    .expect("operator kubeconfig");
+    path.to_str().expect("path").to_owned()
 }
 
 async fn json_of(release: &Release, command: &[&str]) -> Value {
@@ -410,8 +450,10 @@ async fn status_and_consumer_control_reach_every_pod_through_the_api_server() {
     assert_eq!(outbox[0]["pod"], stack.users[0].name.as_str());
     assert!(outbox[0]["value"].is_number(), "{outbox:#?}");
 
+    // From here on as the chart's operator ServiceAccount: what its Role grants suffices.
+    let operator = stack.operator.clone();
     // pause reaches both replicas, each says so itself.
-    let output = platformctl(&release.args(&["consumer", "pause"])).await;
+    let output = platformctl(&release.args_as(&operator, &["consumer", "pause"])).await;
     println!(
         "$ platformctl consumer pause -n {}\n{}",
         release.namespace,
@@ -430,7 +472,7 @@ async fn status_and_consumer_control_reach_every_pod_through_the_api_server() {
         lagging,
         "status never showed the 6 waiting events as lag: {status:#}"
     );
-    let output = platformctl(&release.args(&["status"])).await;
+    let output = platformctl(&release.args_as(&operator, &["status"])).await;
     println!(
         "$ platformctl status -n {}\n{}",
         release.namespace,
@@ -448,7 +490,7 @@ async fn status_and_consumer_control_reach_every_pod_through_the_api_server() {
     assert!(shown.contains("total lag: 6"), "{shown}");
 
     // resume reaches both, and the waiting events are consumed.
-    let output = platformctl(&release.args(&["consumer", "resume"])).await;
+    let output = platformctl(&release.args_as(&operator, &["consumer", "resume"])).await;
     println!(
         "$ platformctl consumer resume -n {}\n{}",
         release.namespace,
