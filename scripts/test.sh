@@ -11,7 +11,8 @@
 #      services and a real Traefik (scripts/check-dashboards.sh)
 #   6. the gateway: a real Traefik with compose's flags and deploy/traefik/dynamic.yml in
 #      front of the services, Swagger UI in headless Chromium (scripts/check-gateway.sh)
-#   7. API fuzzing (schemathesis) and the deployment artifacts, validated offline by
+#   7. the committed ONNX model retrained bit for bit (scripts/check-model.sh), API fuzzing
+#      (schemathesis) and the deployment artifacts, validated offline by
 #      scripts/check-deploy.sh
 #   8. a local Kubernetes control plane (scripts/kube.sh: etcd, kube-apiserver,
 #      kube-controller-manager, built once from the Go module proxy): the chart's whole
@@ -83,6 +84,9 @@ scripts/check-dashboards.sh
 
 step "the gateway: a real Traefik in front of the services (scripts/check-gateway.sh)"
 check_script gateway scripts/check-gateway.sh
+
+step "the committed model is what models/train.sh produces (scripts/check-model.sh)"
+scripts/check-model.sh
 
 step "API fuzzing: schemathesis against both OpenAPI documents"
 scripts/fuzz-api.sh 100
