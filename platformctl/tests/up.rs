@@ -15,12 +15,18 @@ fn start(
     extra: &[String],
     data_dir: &std::path::Path,
 ) -> (Child, String, String, std::thread::JoinHandle<String>) {
+    // From the workspace root, as `cargo run --release` runs it: the committed model is
+    // found at its default path, models/wine-forest.onnx.
     let mut child = Command::new(env!("CARGO_BIN_EXE_platformctl"))
+        .current_dir(concat!(env!("CARGO_MANIFEST_DIR"), "/.."))
+        .env_remove("MODEL_PATH")
         .args([
             "up",
             "--user-addr",
             "127.0.0.1:0",
             "--notification-addr",
+            "127.0.0.1:0",
+            "--prediction-addr",
             "127.0.0.1:0",
             "--admin-token",
             TOKEN,
