@@ -1,6 +1,6 @@
 //! Delivered notifications; the unique event id is the consumer's dedupe record.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::HashMap;
 
 use chrono::{DateTime, Utc};
 use service_kit::db::{Database, DbError};
@@ -80,16 +80,6 @@ impl NotificationStore {
             Err(e) if e.is_unique_violation() => Ok(Recorded::Duplicate),
             Err(e) => Err(e),
         }
-    }
-
-    /// Which of `event_ids` were already delivered.
-    pub async fn delivered_among(
-        &self,
-        conn: &mut AnyConnection,
-        event_ids: &[Uuid],
-    ) -> Result<HashSet<Uuid>, DbError> {
-        let recorded = self.recorded_among(conn, event_ids).await?;
-        Ok(recorded.into_keys().collect())
     }
 
     /// Which of `event_ids` were already delivered, each with the attempt that recorded

@@ -62,9 +62,11 @@ async fn batch_dedupe_finds_exactly_the_recorded_ids_at_every_batch_size() {
     for size in [1, 2, 3, 5, 8, 9, 17, 63, 64, 65, 127, 130] {
         let ids: Vec<Uuid> = events[..size].iter().map(|n| n.event_id).collect();
         let found = store
-            .delivered_among(&mut conn, &ids)
+            .recorded_among(&mut conn, &ids)
             .await
-            .expect("dedupe");
+            .expect("dedupe")
+            .into_keys()
+            .collect::<HashSet<Uuid>>();
         let expected: HashSet<Uuid> = ids
             .iter()
             .filter(|id| done_ids.contains(id))
@@ -121,9 +123,11 @@ async fn a_connection_given_up_mid_transaction_is_replaced_and_a_kept_one_reused
     // see its own uncommitted row.
     let mut conn = own.lock().await.expect("connection");
     let found = store
-        .delivered_among(&mut conn, &[abandoned.event_id])
+        .recorded_among(&mut conn, &[abandoned.event_id])
         .await
-        .expect("dedupe");
+        .expect("dedupe")
+        .into_keys()
+        .collect::<HashSet<Uuid>>();
     assert!(found.is_empty(), "the abandoned transaction is gone");
     let kept = notification(2);
     store
@@ -134,9 +138,11 @@ async fn a_connection_given_up_mid_transaction_is_replaced_and_a_kept_one_reused
 
     let mut conn = own.lock().await.expect("kept connection");
     let found = store
-        .delivered_among(&mut conn, &[kept.event_id])
+        .recorded_among(&mut conn, &[kept.event_id])
         .await
-        .expect("dedupe");
+        .expect("dedupe")
+        .into_keys()
+        .collect::<HashSet<Uuid>>();
     assert_eq!(found, HashSet::from([kept.event_id]));
     conn.keep();
     assert_eq!(recorded(&store).await, HashSet::from([kept.event_id]));

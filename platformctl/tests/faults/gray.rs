@@ -3,14 +3,12 @@
 //! had in flight completes late. Every event is counted by id, and the consumers' metrics
 //! must agree with the tables afterwards.
 
-use std::sync::Arc;
-use std::sync::atomic::AtomicUsize;
 use std::time::{Duration, Instant};
 
 use service_kit::testing::eventually;
 
 use super::{CONCURRENCY, COUNT, DUPLICATES, reached};
-use crate::harness::{self, Service, Stack, deps, metric, register, status};
+use crate::harness::{self, Service, Stack, deps, metric, probe, start_load, status};
 
 const DELIVERED: &str =
     r#"events_consumed_total{event_type="com.platform.user.registered.v1",outcome="delivered"}"#;
@@ -47,37 +45,15 @@ async fn counts_settle(stack: &Stack, consumers: &[&Service], rows: usize) -> (f
     )
 }
 
-/// A registration while the database is frozen: its status, whether it carries
-/// `Retry-After`, and how long it took.
-async fn probe(users: &Service) -> (u16, bool, Duration) {
-    let started = Instant::now();
-    let answer = reqwest::Client::new()
-        .post(users.url("/register/"))
-        .json(&serde_json::json!({"user_name": "Probe", "email": "frozen-probe@example.com"}))
-        .timeout(Duration::from_secs(10))
-        .send()
-        .await
-        .expect("an answer while the database is frozen");
-    let retry_after = answer.headers().contains_key("retry-after");
-    (answer.status().as_u16(), retry_after, started.elapsed())
-}
-
 #[tokio::test]
 async fn database_frozen_mid_stream_answers_503_in_time_and_counts_match_the_tables() {
     let stack = Stack::new().await;
     let users = stack.user_service(true).await;
     let notifications = stack.notification_service().await;
-    let progress = Arc::new(AtomicUsize::new(0));
     // 16 clients, so that transactions are in flight at every step when MariaDB freezes.
     // A client answered 503 retries with the same Idempotency-Key: one user either way,
     // the stored 201 if the frozen commit completed (counted, printed).
-    let load = tokio::spawn(register(
-        vec![users.url("")],
-        "db-freeze",
-        COUNT,
-        16,
-        progress.clone(),
-    ));
+    let (progress, load) = start_load(vec![users.url("")], "db-freeze", COUNT, 16);
 
     let mut probes = Vec::new();
     for round in 1..=2 {
@@ -145,14 +121,7 @@ async fn broker_frozen_past_the_delivery_and_session_timeouts_loses_and_double_c
     let stack = Stack::new().await;
     let users = stack.user_service(true).await;
     let notifications = stack.notification_service().await;
-    let progress = Arc::new(AtomicUsize::new(0));
-    let load = tokio::spawn(register(
-        vec![users.url("")],
-        "kafka-freeze",
-        COUNT,
-        CONCURRENCY,
-        progress.clone(),
-    ));
+    let (progress, load) = start_load(vec![users.url("")], "kafka-freeze", COUNT, CONCURRENCY);
 
     reached(&progress, COUNT / 4).await;
     deps("kafka-freeze");
@@ -192,14 +161,7 @@ async fn a_replica_frozen_past_its_session_timeout_loses_its_partitions_and_coun
     let users = stack.user_service(true).await;
     let frozen = stack.notification_service().await;
     let other = stack.notification_service().await;
-    let progress = Arc::new(AtomicUsize::new(0));
-    let load = tokio::spawn(register(
-        vec![users.url("")],
-        "replica-freeze",
-        COUNT,
-        CONCURRENCY,
-        progress.clone(),
-    ));
+    let (progress, load) = start_load(vec![users.url("")], "replica-freeze", COUNT, CONCURRENCY);
 
     reached(&progress, COUNT / 4).await;
     frozen.freeze(true);

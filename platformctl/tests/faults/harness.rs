@@ -266,6 +266,35 @@ pub struct LoadReport {
     pub stored_after_503: usize,
 }
 
+/// Starts [`register`] in the background; the counter tells how far it got.
+pub fn start_load(
+    targets: Vec<String>,
+    prefix: &str,
+    count: usize,
+    concurrency: usize,
+) -> (Arc<AtomicUsize>, tokio::task::JoinHandle<LoadReport>) {
+    let progress = Arc::new(AtomicUsize::new(0));
+    let (prefix, counter) = (prefix.to_owned(), progress.clone());
+    let load =
+        tokio::spawn(async move { register(targets, &prefix, count, concurrency, counter).await });
+    (progress, load)
+}
+
+/// One registration while the database is down or frozen: its status, whether it carries
+/// `Retry-After`, and how long it took.
+pub async fn probe(users: &Service) -> (u16, bool, Duration) {
+    let started = Instant::now();
+    let answer = reqwest::Client::new()
+        .post(users.url("/register/"))
+        .json(&json!({"user_name": "Probe", "email": "probe@example.com"}))
+        .timeout(Duration::from_secs(10))
+        .send()
+        .await
+        .expect("an answer while the database is unavailable");
+    let retry_after = answer.headers().contains_key("retry-after");
+    (answer.status().as_u16(), retry_after, started.elapsed())
+}
+
 /// Registers `count` users over `targets` (round-robin) with `concurrency` clients. Every
 /// registration carries its own Idempotency-Key and is retried, as a careful client
 /// would, until it gets a final answer: so every user ends up registered exactly once,

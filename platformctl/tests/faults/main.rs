@@ -13,9 +13,9 @@ mod sasl;
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-use harness::{Stack, deps, metric, register, status};
+use harness::{Stack, deps, metric, probe, register, start_load, status};
 use service_kit::testing::eventually;
 
 const COUNT: usize = 2000;
@@ -36,14 +36,7 @@ async fn kafka_killed_mid_stream_loses_and_duplicates_nothing() {
     let stack = Stack::new().await;
     let users = stack.user_service(true).await;
     let notifications = stack.notification_service().await;
-    let progress = Arc::new(AtomicUsize::new(0));
-    let load = tokio::spawn(register(
-        vec![users.url("")],
-        "kafka-kill",
-        COUNT,
-        CONCURRENCY,
-        progress.clone(),
-    ));
+    let (progress, load) = start_load(vec![users.url("")], "kafka-kill", COUNT, CONCURRENCY);
 
     reached(&progress, COUNT / 4).await;
     deps("kafka-kill");
@@ -70,31 +63,13 @@ async fn database_stopped_mid_stream_answers_503_fast_and_recovers_whole() {
     let stack = Stack::new().await;
     let users = stack.user_service(true).await;
     let notifications = stack.notification_service().await;
-    let progress = Arc::new(AtomicUsize::new(0));
-    let load = tokio::spawn(register(
-        vec![users.url("")],
-        "db-stop",
-        COUNT,
-        CONCURRENCY,
-        progress.clone(),
-    ));
+    let (progress, load) = start_load(vec![users.url("")], "db-stop", COUNT, CONCURRENCY);
 
     reached(&progress, COUNT / 4).await;
     deps("mariadb-stop");
-    let client = reqwest::Client::new();
-    let started = Instant::now();
-    let probe = client
-        .post(users.url("/register/"))
-        .json(&serde_json::json!({"user_name": "Probe", "email": "probe@example.com"}))
-        .send()
-        .await
-        .expect("an answer while the database is down");
-    let probe_time = started.elapsed();
-    assert_eq!(probe.status(), 503);
-    assert!(
-        probe.headers().contains_key("retry-after"),
-        "503 carries Retry-After"
-    );
+    let (probe_status, probe_retry_after, probe_time) = probe(&users).await;
+    assert_eq!(probe_status, 503);
+    assert!(probe_retry_after, "503 carries Retry-After");
     let not_ready = eventually(Duration::from_secs(10), || async {
         status(&users.url("/health/ready")).await == Some(503)
     })
@@ -137,14 +112,7 @@ async fn notification_service_killed_mid_stream_redelivers_and_dedupes() {
     let stack = Stack::new().await;
     let users = stack.user_service(true).await;
     let first = stack.notification_service().await;
-    let progress = Arc::new(AtomicUsize::new(0));
-    let load = tokio::spawn(register(
-        vec![users.url("")],
-        "consumer-kill",
-        COUNT,
-        CONCURRENCY,
-        progress.clone(),
-    ));
+    let (_, load) = start_load(vec![users.url("")], "consumer-kill", COUNT, CONCURRENCY);
 
     let flowing = eventually(harness::WAIT, || async {
         stack.notified().await.0 >= COUNT / 3
@@ -219,15 +187,8 @@ async fn two_replicas_each_publish_and_consume_once_through_a_rebalance() {
     ];
     let consumer_a = stack.notification_service().await;
     let consumer_b = stack.notification_service().await;
-    let progress = Arc::new(AtomicUsize::new(0));
     let targets = users.iter().map(|u| u.url("")).collect();
-    let load = tokio::spawn(register(
-        targets,
-        "replicas",
-        COUNT,
-        CONCURRENCY,
-        progress.clone(),
-    ));
+    let (progress, load) = start_load(targets, "replicas", COUNT, CONCURRENCY);
 
     reached(&progress, COUNT / 2).await;
     consumer_a.terminate();
