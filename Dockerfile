@@ -1,13 +1,18 @@
-# One Dockerfile, two final targets: `user-service` and `notification-service`.
+# One Dockerfile, three final targets: `user-service`, `notification-service` and
+# `prediction-service`.
 #
-# Why one file: both services live in one Cargo workspace and share almost all of
-# their dependency graph (sqlx, rdkafka with its bundled librdkafka, axum, the
-# shared crates). A single builder stage compiles all binaries in one cargo
-# invocation, and BuildKit builds that stage once for both targets, so building
-# both images costs one compilation of the dependency graph instead of two.
+# Why one file: the services live in one Cargo workspace and share almost all of
+# their dependency graph (rdkafka with its bundled librdkafka, axum, the shared
+# crates). A single builder stage compiles all binaries in one cargo invocation,
+# and BuildKit builds that stage once for every target, so building all images
+# costs one compilation of the dependency graph instead of three.
 #
 #   docker build --target user-service         -t platform/user-service:dev .
 #   docker build --target notification-service -t platform/notification-service:dev .
+#   docker build --target prediction-service   -t platform/prediction-service:dev .
+#
+# The prediction-service image carries no model: it is mounted (compose: the
+# repository's models/ directory; Kubernetes: a ConfigMap) at /models.
 #
 # The user-service image also carries `platformctl`, used by the topic-creation
 # job (compose `kafka-init`, Helm hook Job).
@@ -74,10 +79,10 @@ RUN --mount=type=cache,target=/usr/local/cargo/registry,sharing=locked \
  && export CARGO_BUILD_TARGET \
  && . scripts/lib/cross-env.sh \
  && cargo build --release --locked \
-      -p user-service -p notification-service -p platformctl \
+      -p user-service -p notification-service -p prediction-service -p platformctl \
  && mkdir -p /out \
  && bin="target/$CARGO_BUILD_TARGET/release" \
- && cp "$bin/user-service" "$bin/notification-service" "$bin/platformctl" /out/
+ && cp "$bin/user-service" "$bin/notification-service" "$bin/prediction-service" "$bin/platformctl" /out/
 
 # Shared runtime base: only the shared libraries the binaries may link against
 # (OpenSSL for Kafka TLS and MySQL TLS, zlib; SASL and zstd for the librdkafka
@@ -118,3 +123,16 @@ EXPOSE 8001
 HEALTHCHECK --interval=15s --timeout=3s --start-period=30s --retries=3 \
   CMD ["/usr/local/bin/notification-service", "--healthcheck"]
 ENTRYPOINT ["/usr/local/bin/notification-service"]
+
+FROM runtime AS prediction-service
+LABEL org.opencontainers.image.title="prediction-service" \
+      org.opencontainers.image.description="Classifies wines with a mounted ONNX random forest over Kafka request/reply and HTTP" \
+      org.opencontainers.image.licenses="Apache-2.0"
+COPY --from=builder /out/prediction-service /usr/local/bin/
+# The model is mounted here (read-only); the service does not start without it.
+ENV HTTP_ADDR=0.0.0.0:8002 \
+    MODEL_PATH=/models/wine-forest.onnx
+EXPOSE 8002
+HEALTHCHECK --interval=15s --timeout=3s --start-period=30s --retries=3 \
+  CMD ["/usr/local/bin/prediction-service", "--healthcheck"]
+ENTRYPOINT ["/usr/local/bin/prediction-service"]

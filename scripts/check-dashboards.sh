@@ -1,16 +1,19 @@
 #!/usr/bin/env bash
 # Proves the Grafana dashboard and the alert rules against a real Prometheus:
 #
-#   1. starts the user-service and the notification-service binaries (target/debug) as
-#      separate processes on the real MariaDB and Kafka of scripts/deps.sh, with a fresh
-#      database each and a fresh topic, like the compose stack runs them;
+#   1. starts the user-service, notification-service and prediction-service binaries
+#      (target/debug) as separate processes on the real MariaDB and Kafka of
+#      scripts/deps.sh, with a fresh database each and fresh topics, like the compose
+#      stack runs them (the prediction-service with the committed model);
 #   2. starts Prometheus (Debian's package; installed when missing) on a free loopback
-#      port with a temporary data directory, scraping both every second under the job
-#      names the dashboards expect, with charts/platform/files/alerts.yml loaded;
+#      port with a temporary data directory, with the scrape jobs of the compose
+#      prometheus.yml (only each target swapped for the local process; a job whose
+#      target has no local process fails the check), every second, with
+#      charts/platform/files/alerts.yml loaded;
 #   3. starts the compose gateway, a real Traefik (scripts/gateway.sh), in front of them,
-#      scraped under the `traefik` job of the compose prometheus.yml (only its target
-#      swapped for the local address), and registers users through it with
-#      ./generate-test-data.sh;
+#      registers users through it with ./generate-test-data.sh, and sends predictions
+#      through it (single requests, batches and an invalid one) and over Kafka
+#      (platformctl predict);
 #   4. evaluates every panel target of charts/platform/dashboards/*.json through the
 #      Prometheus HTTP API ($__rate_interval -> 1m, $job -> .*), polling until each
 #      returns series, and fails for any query error or a panel left without series;
@@ -18,6 +21,9 @@
 #      checks that Prometheus evaluated every loaded rule without error;
 #   6. checks the traefik job: its target up, and Traefik's per-service and per-router
 #      request counters for the user-service counting the registrations.
+#   7. checks the prediction-service job: its target up, the predictions sent counted
+#      by transport and outcome, their latencies observed, model_info naming the sha256
+#      of models/wine-forest.onnx, and Traefik's router counting the gateway's requests.
 #
 # Needs TEST_MYSQL_URL and TEST_KAFKA_BROKERS (eval "$(scripts/deps.sh env)"), which
 # scripts/test.sh has set when it calls this. Everything it starts is stopped on exit.
@@ -47,7 +53,7 @@ python3 -c 'import yaml' 2>/dev/null || apt-get install -y python3-yaml >/dev/nu
 scripts/gateway.sh build >/dev/null || die "cannot build Traefik (scripts/gateway.sh build)"
 
 BIN="$REPO_ROOT/target/debug"
-for b in user-service notification-service platformctl; do
+for b in user-service notification-service prediction-service platformctl; do
   [ -x "$BIN/$b" ] || cargo build --workspace --bins --locked
 done
 
@@ -85,10 +91,13 @@ wait_http() {
 log "databases ${RUN}_users, ${RUN}_notifications; topic $RUN"
 sql "CREATE DATABASE ${RUN}_users CHARACTER SET utf8mb4 COLLATE utf8mb4_unicode_ci;
      CREATE DATABASE ${RUN}_notifications CHARACTER SET utf8mb4 COLLATE utf8mb4_unicode_ci"
-KAFKA_BOOTSTRAP_SERVERS=$TEST_KAFKA_BROKERS KAFKA_TOPIC=$RUN "$BIN/platformctl" topics create --partitions 3 \
-  >"$WORK/topics.log" 2>&1 || { cat "$WORK/topics.log" >&2; die "cannot create the topics"; }
+# The prediction-service's request topic (and its .dlq) and its result topic.
+for topic in "$RUN" "${RUN}_predictions" "${RUN}_prediction_results"; do
+  KAFKA_BOOTSTRAP_SERVERS=$TEST_KAFKA_BROKERS KAFKA_TOPIC=$topic "$BIN/platformctl" topics create --partitions 3 \
+    >>"$WORK/topics.log" 2>&1 || { cat "$WORK/topics.log" >&2; die "cannot create the topics"; }
+done
 
-USER_PORT=$(free_port) NOTIFY_PORT=$(free_port) PROM_PORT=$(free_port)
+USER_PORT=$(free_port) NOTIFY_PORT=$(free_port) PREDICT_PORT=$(free_port) PROM_PORT=$(free_port)
 base_url="${TEST_MYSQL_URL%/}"
 start_service() {
   local name=$1 port=$2 db=$3
@@ -101,38 +110,40 @@ start_service() {
 }
 start_service user-service "$USER_PORT" "${RUN}_users" OUTBOX_SWEEP_INTERVAL_MS=200
 start_service notification-service "$NOTIFY_PORT" "${RUN}_notifications" KAFKA_GROUP_ID="$RUN"
+start_service prediction-service "$PREDICT_PORT" none KAFKA_TOPIC="${RUN}_predictions" \
+  KAFKA_RESULT_TOPIC="${RUN}_prediction_results" KAFKA_REPLY_TOPIC_PREFIX="${RUN}_prediction_results" \
+  KAFKA_GROUP_ID="${RUN}_predictions" MODEL_PATH="$REPO_ROOT/models/wine-forest.onnx"
 wait_http "http://127.0.0.1:$USER_PORT/health/ready" user-service
 wait_http "http://127.0.0.1:$NOTIFY_PORT/health/ready" notification-service
-log "user-service on :$USER_PORT, notification-service on :$NOTIFY_PORT"
-eval "$(scripts/gateway.sh up "user-service=127.0.0.1:$USER_PORT" "notification-service=127.0.0.1:$NOTIFY_PORT")"
+wait_http "http://127.0.0.1:$PREDICT_PORT/health/ready" prediction-service
+log "user-service on :$USER_PORT, notification-service on :$NOTIFY_PORT, prediction-service on :$PREDICT_PORT"
+eval "$(scripts/gateway.sh up "user-service=127.0.0.1:$USER_PORT" "notification-service=127.0.0.1:$NOTIFY_PORT" \
+  "prediction-service=127.0.0.1:$PREDICT_PORT")"
 log "Traefik gateway on ${GATEWAY_URL#http://}, its metrics on ${GATEWAY_API_URL#http://}"
 
 cp charts/platform/files/alerts.yml "$WORK/alerts.yml"
-cat >"$WORK/prometheus.yml" <<EOF
-global:
-  scrape_interval: 1s
-  evaluation_interval: 1s
-rule_files:
-  - alerts.yml
-scrape_configs:
-  - job_name: user-service
-    static_configs:
-      - targets: ["127.0.0.1:$USER_PORT"]
-  - job_name: notification-service
-    static_configs:
-      - targets: ["127.0.0.1:$NOTIFY_PORT"]
-EOF
-# The compose traefik job as it is, its target swapped for the local Traefik.
-python3 - prometheus.yml "${GATEWAY_API_URL#http://}" >>"$WORK/prometheus.yml" <<'PY' \
-  || die "prometheus.yml has no traefik job with the one target traefik:8080"
+# The scrape jobs of the compose prometheus.yml as they are, each target (a compose
+# service name and port) swapped for the local process that plays it; a target
+# without one fails the check.
+python3 - prometheus.yml "$WORK/prometheus.yml" \
+  "user-service:8000=127.0.0.1:$USER_PORT" "notification-service:8001=127.0.0.1:$NOTIFY_PORT" \
+  "prediction-service:8002=127.0.0.1:$PREDICT_PORT" "traefik:8080=${GATEWAY_API_URL#http://}" \
+  "localhost:9090=127.0.0.1:$PROM_PORT" <<'PY' || die "prometheus.yml scrapes a target this check does not run"
 import sys, yaml
 config = yaml.safe_load(open(sys.argv[1]))
-[job] = [j for j in config["scrape_configs"] if j["job_name"] == "traefik"]
-[static] = job["static_configs"]
-assert static["targets"] == ["traefik:8080"], static["targets"]
-static["targets"] = [sys.argv[2]]
-for line in yaml.safe_dump([job], default_flow_style=False).splitlines():
-    print("  " + line)
+local = dict(arg.split("=", 1) for arg in sys.argv[3:])
+jobs = []
+for job in config["scrape_configs"]:
+    for static in job["static_configs"]:
+        missing = [t for t in static["targets"] if t not in local]
+        if missing:
+            sys.exit(f"[dashboards] job {job['job_name']}: no local process for {missing}")
+        static["targets"] = [local[t] for t in static["targets"]]
+    jobs.append(job)
+out = {"global": {"scrape_interval": "1s", "evaluation_interval": "1s"},
+       "rule_files": ["alerts.yml"], "scrape_configs": jobs}
+yaml.safe_dump(out, open(sys.argv[2], "w"), default_flow_style=False)
+print("[dashboards] scrape jobs of prometheus.yml:", ", ".join(j["job_name"] for j in jobs))
 PY
 prometheus --config.file="$WORK/prometheus.yml" --storage.tsdb.path="$WORK/data" \
   --web.listen-address="127.0.0.1:$PROM_PORT" --log.level=warn >"$WORK/prometheus.log" 2>&1 &
@@ -147,6 +158,22 @@ log "$(tail -1 "$WORK/generate.log")"
 for _ in 1 2 3; do
   curl -fsS -o /dev/null -H 'Authorization: Bearer dashboard-check' "http://127.0.0.1:$NOTIFY_PORT/notifications?limit=5"
 done
+# Predictions through the gateway (single requests, batches, an invalid one) and over Kafka.
+WINE0='14.23,1.71,2.43,15.6,127,2.8,3.06,0.28,2.29,5.64,1.04,3.92,1065'
+WINE1='12.37,0.94,1.36,10.6,88,1.98,0.57,0.28,0.42,1.95,1.05,1.82,520'
+predict_http() {
+  curl -sS -o /dev/null -w '%{http_code}' --max-time 10 -H 'Content-Type: application/json' \
+    --data "$1" "$GATEWAY_URL/api/predictions/predict" || true
+}
+for _ in $(seq 20); do
+  [ "$(predict_http "{\"features\":[$WINE0]}")" = 200 ] || die "POST /api/predictions/predict did not answer 200"
+  [ "$(predict_http "[{\"features\":[$WINE0]},{\"features\":[$WINE1]}]")" = 200 ] || die "a prediction batch did not answer 200"
+done
+[ "$(predict_http '{"features":[1,2,3]}')" = 422 ] || die "invalid features did not answer 422"
+"$BIN/platformctl" predict --brokers "$TEST_KAFKA_BROKERS" --request-topic "${RUN}_predictions" \
+  --reply-topic "${RUN}_prediction_results" --features "$WINE0" --features "$WINE1" --timeout 30 \
+  >"$WORK/predict.log" 2>&1 || { cat "$WORK/predict.log" >&2; die "platformctl predict over Kafka failed"; }
+log "predictions: 40 HTTP requests (60 rows) and an invalid one through the gateway, 2 over Kafka"
 
 python3 - "http://127.0.0.1:$PROM_PORT" "$USERS" "$WAIT_SECONDS" "$WORK/alerts.yml" \
   charts/platform/dashboards/*.json <<'PY' || die "see above; service and Prometheus logs were in $WORK"
@@ -267,3 +294,34 @@ for name, expr in checks.items():
 sys.exit(1 if pending else 0)
 PY
 log "the compose traefik scrape job works against a real Traefik"
+
+# The prediction-service job counts what was sent above, and names the committed model.
+python3 - "http://127.0.0.1:$PROM_PORT" "$(sha256sum <models/wine-forest.onnx | cut -d' ' -f1)" <<'PY' \
+  || die "the prediction-service metrics do not count the predictions sent; logs were in $WORK"
+import json, sys, time, urllib.parse, urllib.request
+prom, sha = sys.argv[1], sys.argv[2]
+job = 'job="prediction-service"'
+checks = {
+    "target up": f'up{{{job}}} == 1',
+    "http successes": f'sum(predictions_total{{{job},transport="http",outcome="success"}}) >= 60',
+    "http invalid": f'sum(predictions_total{{{job},transport="http",outcome="invalid"}}) >= 1',
+    "kafka successes": f'sum(predictions_total{{{job},transport="kafka",outcome="success"}}) >= 2',
+    "http latencies": f'sum(prediction_latency_seconds_count{{{job},transport="http"}}) >= 61',
+    "model served": f'model_info{{{job},sha256="{sha}"}} == 1',
+    "gateway route": 'sum(traefik_router_requests_total{job="traefik",router="prediction-service@file",code="200"}) >= 40',
+}
+def ok(expr):
+    url = prom + "/api/v1/query?" + urllib.parse.urlencode({"query": expr})
+    with urllib.request.urlopen(url, timeout=10) as response:
+        return bool(json.load(response)["data"]["result"])
+deadline = time.monotonic() + 60
+pending = dict(checks)
+while pending and time.monotonic() < deadline:
+    pending = {k: e for k, e in pending.items() if not ok(e)}
+    if pending:
+        time.sleep(0.5)
+for name, expr in checks.items():
+    print(f"prediction-service job: {name.ljust(16)} {'FAILED' if name in pending else 'ok'}  {expr}")
+sys.exit(1 if pending else 0)
+PY
+log "the prediction-service job counts the predictions sent and names the committed model"

@@ -10,7 +10,10 @@
 #                   Security, RBAC) runs on a real one: scripts/check-chart-cluster.sh
 #   k8s/            equals a fresh render of the chart
 #   compose         the Compose Specification via compose-go (tools/compose-validate),
-#                   healthchecks, pinned tags, memory limits; the Traefik file
+#                   healthchecks, pinned tags, memory limits; the Traefik file;
+#                   every service image built from the Dockerfile is a target of
+#                   it, scraped by prometheus.yml, routed by Traefik with its
+#                   prefix stripped, and finds its topics (and its model) there
 #   Dockerfile      hadolint
 #   Prometheus      promtool check config / check rules / test rules
 #   Grafana         the dashboards parse and every target has an expression
@@ -47,6 +50,7 @@ values_arg() {
 install_tools() {
   step "tools (cache: $PLATFORM_CACHE)"
   ensure_python
+  python3 -c 'import yaml' 2>/dev/null || apt_install python3-yaml
   ensure_helm
   ensure_kube_score
   build_own_tool k8s-validate
@@ -148,6 +152,7 @@ COMPOSE_HOST_PORTS=(
   traefik:TRAEFIK_DASHBOARD_PORT:8080:8080
   user-service:USER_SERVICE_PORT:8000:8000
   notification-service:NOTIFICATION_SERVICE_PORT:8001:8001
+  prediction-service:PREDICTION_SERVICE_PORT:8002:8002
   mysql:MYSQL_PORT:3306:3306
   kafka:KAFKA_PORT:9094:9094
   prometheus:PROMETHEUS_PORT:9090:9090
@@ -159,6 +164,7 @@ check_compose() {
   step "docker compose: Compose Specification, healthchecks, pinned images, Traefik routes"
   compose-validate docker-compose.yml deploy/traefik/dynamic.yml || die "docker-compose.yml is invalid"
   check_compose_ports
+  check_compose_services
   step "Dockerfile (hadolint)"
   hadolint --config .hadolint.yaml Dockerfile || die "hadolint found problems in the Dockerfile"
   log "Dockerfile passes hadolint"
@@ -211,6 +217,102 @@ for label, path, spec in (("defaults", sys.argv[1], sys.argv[2]), ("override", s
     if not failed:
         print(f"[deploy] {label}: {len(got)} published ports as documented, Kafka advertises localhost:{host_port}")
 sys.exit(1 if failed else 0)
+PY
+}
+
+# What ties the compose services to the rest of the stack, which compose-go cannot
+# know: each image built from the Dockerfile is one of its targets (the binary of the
+# same name, built by the builder stage); each long-running one (HTTP_ADDR) is
+# scraped by prometheus.yml as job <service> at <service>:<port>, routed by the
+# Traefik file at a /api/... prefix that the router's stripPrefix middleware removes,
+# health-checked with its own --healthcheck, and has its Kafka topics created by
+# kafka-init before it starts; a MODEL_PATH lies in a read-only bind mount of a file
+# that exists in the repository.
+check_compose_services() {
+  step "docker compose: Dockerfile targets, scrape jobs, gateway routes, topics, model mount"
+  python3 - "$RENDERS/compose-defaults.json" Dockerfile prometheus.yml deploy/traefik/dynamic.yml "$REPO_ROOT" <<'PY' \
+    || die "the compose services are not wired to the Dockerfile, Prometheus, Traefik or Kafka as they must be"
+import json, os, re, sys, yaml
+
+project = json.load(open(sys.argv[1]))
+dockerfile = open(sys.argv[2]).read()
+prometheus = yaml.safe_load(open(sys.argv[3]))
+traefik = yaml.safe_load(open(sys.argv[4]))["http"]
+repo = sys.argv[5]
+services = project["services"]
+stages = set(re.findall(r"^FROM\s+\S+\s+AS\s+(\S+)", dockerfile, re.M | re.I))
+build = re.search(r"cargo build --release --locked((?:[\s\\]*-p \S+)+)", dockerfile)
+built = set(re.findall(r"-p (\S+)", build.group(1))) if build else set()
+jobs = {j["job_name"]: [t for s in j.get("static_configs", []) for t in s["targets"]]
+        for j in prometheus["scrape_configs"]}
+init = services.get("kafka-init", {})
+init_text = " ".join(init.get("entrypoint") or []) + " " + " ".join(init.get("command") or [])
+init_topics = set(re.findall(r"KAFKA_TOPIC=(\S+)", init_text)) | {(init.get("environment") or {}).get("KAFKA_TOPIC")}
+problems, checked = [], []
+
+for name, svc in sorted(services.items()):
+    target = (svc.get("build") or {}).get("target")
+    if not target:
+        continue
+    if os.path.basename((svc.get("build") or {}).get("dockerfile", "")) != "Dockerfile":
+        problems.append(f"{name}: not built from the Dockerfile")
+    if target not in stages:
+        problems.append(f"{name}: build target {target} is not a stage of the Dockerfile")
+    if target not in built or f"/out/{target}" not in dockerfile:
+        problems.append(f"{name}: the builder stage does not build and copy out the {target} binary")
+    env = svc.get("environment") or {}
+    if "HTTP_ADDR" not in env:
+        continue  # a one-shot job (kafka-init)
+    port = env["HTTP_ADDR"].rsplit(":", 1)[1]
+    address = f"{name}:{port}"
+    if jobs.get(name) != [address]:
+        problems.append(f"{name}: prometheus.yml has no job {name} scraping {address} (has {jobs.get(name)})")
+    if svc.get("healthcheck", {}).get("test") != ["CMD", f"/usr/local/bin/{target}", "--healthcheck"]:
+        problems.append(f"{name}: the healthcheck is not the binary's own --healthcheck")
+    backends = [s for s, v in traefik["services"].items()
+                if any(srv["url"] == f"http://{address}" for srv in v["loadBalancer"]["servers"])]
+    routers = [(r, v) for r, v in traefik["routers"].items() if v["service"] in backends]
+    if not routers:
+        problems.append(f"{name}: no Traefik router reaches http://{address}")
+    for router, r in routers:
+        m = re.fullmatch(r"PathPrefix\(`(/api/[a-z-]+)`\)", r["rule"])
+        if not m:
+            problems.append(f"{name}: router {router} does not route a /api/... prefix ({r['rule']})")
+            continue
+        stripped = [p for mw in r.get("middlewares", [])
+                    for p in ((traefik["middlewares"][mw].get("stripPrefix") or {}).get("prefixes") or [])]
+        if m.group(1) not in stripped:
+            problems.append(f"{name}: router {router} does not strip its prefix {m.group(1)}")
+        else:
+            checked.append(f"{name} at {m.group(1)}")
+    topics = [env[k] for k in ("KAFKA_TOPIC", "KAFKA_RESULT_TOPIC") if k in env]
+    for topic in topics:
+        if topic not in init_topics:
+            problems.append(f"{name}: kafka-init does not create its topic {topic} (creates {sorted(t for t in init_topics if t)})")
+    if topics and (svc.get("depends_on") or {}).get("kafka-init", {}).get("condition") != "service_completed_successfully":
+        problems.append(f"{name}: does not wait for kafka-init to complete")
+    if topics and (svc.get("depends_on") or {}).get("kafka", {}).get("condition") != "service_healthy":
+        problems.append(f"{name}: does not wait for a healthy kafka")
+    if "MODEL_PATH" in env:
+        model = env["MODEL_PATH"]
+        mounts = [v for v in svc.get("volumes") or []
+                  if v["type"] == "bind" and model.startswith(v["target"].rstrip("/") + "/")]
+        if not mounts:
+            problems.append(f"{name}: MODEL_PATH {model} is not inside a bind mount")
+        for v in mounts:
+            if not v.get("read_only"):
+                problems.append(f"{name}: the model mount {v['target']} is not read-only")
+            host = os.path.join(v["source"], model[len(v["target"].rstrip("/")) + 1:])
+            if not os.path.isfile(host):
+                problems.append(f"{name}: MODEL_PATH {model} is {host} on the host, which does not exist")
+            else:
+                checked.append(f"{name} model {os.path.relpath(host, repo)} (read-only)")
+
+for p in problems:
+    print(f"[deploy] {p}")
+if not problems:
+    print(f"[deploy] compose services wired: {', '.join(checked)}")
+sys.exit(1 if problems else 0)
 PY
 }
 

@@ -1,9 +1,10 @@
 #!/usr/bin/env bash
 # The platform as a user meets it through the compose gateway: a real Traefik
 # (scripts/gateway.sh: the version, static flags and deploy/traefik/dynamic.yml of
-# docker-compose.yml) in front of the user-service and notification-service binaries,
-# each its own process on the real MariaDB and Kafka of scripts/deps.sh, with compose's
-# settings (registration limit 120 a minute, burst 20; the gateway a trusted proxy).
+# docker-compose.yml) in front of the user-service, notification-service and
+# prediction-service binaries, each its own process on the real MariaDB and Kafka of
+# scripts/deps.sh, with compose's settings (registration limit 120 a minute, burst 20;
+# the gateway a trusted proxy; the committed model).
 #
 # Checks, each printed as "ok" or "FAIL":
 #   - POST /api/users/register/ -> 201, Location /api/users/users/{id}, which answers
@@ -11,6 +12,9 @@
 #     a forged X-Forwarded-Prefix from an untrusted address is ignored
 #   - errors arrive as the service's problem+json, byte for byte as sent directly
 #   - /api/notifications/notifications with the admin token 200, without it 401
+#   - POST /api/predictions/predict (one request and a batch) answers what the service
+#     answers directly; GET /api/predictions/model names the committed model's sha256;
+#     invalid features are the service's 422 problem+json, the same as directly
 #   - /openapi.json behind the gateway names the prefix in `servers`; the Swagger UI of
 #     each service loads its document in headless Chromium, through the gateway and
 #     directly (screenshots kept under target/gateway-check/)
@@ -49,8 +53,8 @@ command -v chromium >/dev/null || die "chromium is missing after installing it"
 TRAEFIK=$(scripts/gateway.sh build) || die "cannot build Traefik (scripts/gateway.sh build)"
 
 BIN="$REPO_ROOT/target/debug"
-for b in user-service notification-service platformctl; do
-  [ -x "$BIN/$b" ] || { cargo build -p user-service -p notification-service -p platformctl --bins --locked; break; }
+for b in user-service notification-service prediction-service platformctl; do
+  [ -x "$BIN/$b" ] || { cargo build -p user-service -p notification-service -p prediction-service -p platformctl --bins --locked; break; }
 done
 
 WORK="$(mktemp -d)"
@@ -101,8 +105,11 @@ CHART_BURST=$(sed -n 's/^ *registerRateBurst: *\([0-9]*\).*/\1/p' charts/platfor
 log "databases ${RUN}_users, ${RUN}_notifications; topic $RUN"
 sql "CREATE DATABASE ${RUN}_users CHARACTER SET utf8mb4 COLLATE utf8mb4_unicode_ci;
      CREATE DATABASE ${RUN}_notifications CHARACTER SET utf8mb4 COLLATE utf8mb4_unicode_ci"
-KAFKA_BOOTSTRAP_SERVERS=$TEST_KAFKA_BROKERS KAFKA_TOPIC=$RUN "$BIN/platformctl" topics create --partitions 3 \
-  >"$WORK/topics.log" 2>&1 || { cat "$WORK/topics.log" >&2; die "cannot create the topics"; }
+# The prediction-service's request topic (and its .dlq) and its result topic.
+for topic in "$RUN" "${RUN}_predictions" "${RUN}_prediction_results"; do
+  KAFKA_BOOTSTRAP_SERVERS=$TEST_KAFKA_BROKERS KAFKA_TOPIC=$topic "$BIN/platformctl" topics create --partitions 3 \
+    >>"$WORK/topics.log" 2>&1 || { cat "$WORK/topics.log" >&2; die "cannot create the topics"; }
+done
 
 # A sink for OTLP/HTTP traces: with traces on, the services' JSON logs carry the trace id
 # of each request span (the http.request span at info, tower_http's "started processing
@@ -120,7 +127,7 @@ http.server.ThreadingHTTPServer(("127.0.0.1", int(sys.argv[1])), Sink).serve_for
 ' "$OTLP_PORT" >"$WORK/otlp.log" 2>&1 &
 PIDS+=("$!")
 
-USER_PORT=$(free_port) NOTIFY_PORT=$(free_port)
+USER_PORT=$(free_port) NOTIFY_PORT=$(free_port) PREDICT_PORT=$(free_port)
 base_url="${TEST_MYSQL_URL%/}"
 # Traefik connects from 127.0.0.1: the trusted proxy. 127.0.0.2 plays an outsider.
 start_service() {
@@ -142,15 +149,24 @@ start_notify() {
   start_service notification-service "$NOTIFY_PORT" "${RUN}_notifications" KAFKA_GROUP_ID="$RUN"
   notify_pid=$last_pid
 }
+# The prediction-service with compose's model file and topic layout (no database).
+start_predict() {
+  start_service prediction-service "$PREDICT_PORT" none KAFKA_TOPIC="${RUN}_predictions" \
+    KAFKA_RESULT_TOPIC="${RUN}_prediction_results" KAFKA_REPLY_TOPIC_PREFIX="${RUN}_prediction_results" \
+    KAFKA_GROUP_ID="${RUN}_predictions" MODEL_PATH="$REPO_ROOT/models/wine-forest.onnx"
+}
 start_user
 start_notify
-USER="http://127.0.0.1:$USER_PORT" NOTIFY="http://127.0.0.1:$NOTIFY_PORT"
+start_predict
+USER="http://127.0.0.1:$USER_PORT" NOTIFY="http://127.0.0.1:$NOTIFY_PORT" PREDICT="http://127.0.0.1:$PREDICT_PORT"
 wait_http "$USER/health/ready" user-service
 wait_http "$NOTIFY/health/ready" notification-service
+wait_http "$PREDICT/health/ready" prediction-service
 
-eval "$(scripts/gateway.sh up "user-service=127.0.0.1:$USER_PORT" "notification-service=127.0.0.1:$NOTIFY_PORT")"
+eval "$(scripts/gateway.sh up "user-service=127.0.0.1:$USER_PORT" "notification-service=127.0.0.1:$NOTIFY_PORT" \
+  "prediction-service=127.0.0.1:$PREDICT_PORT")"
 GW=$GATEWAY_URL
-log "$("$TRAEFIK" version | sed -n 's/^Version: *//p' | sed 's/^/Traefik /') at $GW (API $GATEWAY_API_URL); user-service :$USER_PORT, notification-service :$NOTIFY_PORT"
+log "$("$TRAEFIK" version | sed -n 's/^Version: *//p' | sed 's/^/Traefik /') at $GW (API $GATEWAY_API_URL); user-service :$USER_PORT, notification-service :$NOTIFY_PORT, prediction-service :$PREDICT_PORT"
 
 # Both servers healthy in Traefik before the checks (its first health check).
 server_status() {
@@ -217,6 +233,59 @@ expect "GET /api/notifications/notifications without a token: 401 problem+json" 
 expect "GET /api/notifications/notifications with a wrong token: 401" \
   "$(status_of -H 'Authorization: Bearer wrong' "$GW/api/notifications/notifications")" 401
 
+log "predictions"
+# The first row of scikit-learn's wine data (class 0) and the 60th (class 1).
+WINE0='[14.23,1.71,2.43,15.6,127,2.8,3.06,0.28,2.29,5.64,1.04,3.92,1065]'
+WINE1='[12.37,0.94,1.36,10.6,88,1.98,0.57,0.28,0.42,1.95,1.05,1.82,520]'
+# answer_of FILE: the answer(s) without the request ids the service generates.
+answer_of() {
+  python3 -c '
+import json, sys
+def strip(a):
+    return {k: v for k, v in a.items() if k != "request_id"}
+body = json.load(open(sys.argv[1]))
+print(json.dumps([strip(a) for a in body] if isinstance(body, list) else strip(body), sort_keys=True))' "$1" 2>/dev/null || echo "not JSON: $(head -c 200 "$1")"
+}
+req_id="0198c5f0-0000-7000-8000-$(printf '%012d' "$((stamp % 1000000000000))")"
+single="{\"request_id\":\"$req_id\",\"features\":$WINE0}"
+through=$(post "$GW/api/predictions/predict" "$single")
+cp "$WORK/body" "$WORK/body.gw"
+direct=$(post "$PREDICT/predict" "$single")
+expect "POST /api/predictions/predict through the gateway: 200 JSON, the request id kept" \
+  "$through/$(python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))["request_id"])' "$WORK/body.gw" 2>/dev/null)" \
+  "200||application/json/$req_id"
+expect "the same answer through the gateway as directly (class 0 for the first wine)" \
+  "$(answer_of "$WORK/body.gw")" "$(answer_of "$WORK/body")"
+expect "the answer: success, class 0" \
+  "$(python3 -c 'import json,sys; a=json.load(open(sys.argv[1])); print(a["status"], a["prediction"])' "$WORK/body.gw" 2>/dev/null)" "success 0"
+batch="[{\"features\":$WINE0},{\"features\":$WINE1}]"
+through=$(post "$GW/api/predictions/predict" "$batch")
+cp "$WORK/body" "$WORK/body.gw"
+post "$PREDICT/predict" "$batch" >/dev/null
+expect "a batch through the gateway: 200, answered in order (classes 0, 1) as directly" \
+  "${through%%|*} $(python3 -c 'import json,sys; print(",".join(str(a["prediction"]) for a in json.load(open(sys.argv[1]))))' "$WORK/body.gw" 2>/dev/null) $(answer_of "$WORK/body.gw")" \
+  "200 0,1 $(answer_of "$WORK/body")"
+model_sha=$(sha256sum <models/wine-forest.onnx | cut -d' ' -f1)
+through=$(curl -sS --max-time 10 -o "$WORK/body" -w '%{http_code}' "$GW/api/predictions/model" || true)
+expect "GET /api/predictions/model through the gateway: 200, the committed model (sha256 of models/wine-forest.onnx)" \
+  "$through $(json_field sha256)" "200 $model_sha"
+for case in "12 features|{\"features\":[1,2,3,4,5,6,7,8,9,10,11,12]}" 'malformed JSON|{"features":' \
+  "a string feature|{\"features\":[\"x\",1.71,2.43,15.6,127,2.8,3.06,0.28,2.29,5.64,1.04,3.92,1065]}"; do
+  what=${case%%|*} body=${case#*|}
+  through=$(post "$GW/api/predictions/predict" "$body")
+  cp "$WORK/body" "$WORK/body.gw"
+  direct=$(post "$PREDICT/predict" "$body")
+  if [ "$through" = "$direct" ] && [[ $through == 4*"|application/problem+json" ]] && cmp -s "$WORK/body" "$WORK/body.gw"; then
+    ok "predict, $what: ${through%%|*} problem+json, the same through the gateway as directly"
+  else
+    fail "predict, $what: problem+json through the gateway as directly" "gateway: $through $(cat "$WORK/body.gw")" "direct:  $direct $(cat "$WORK/body")"
+  fi
+done
+expect "POST /api/predictions/predict with 12 features: 422 naming the field" \
+  "$(post "$GW/api/predictions/predict" '{"features":[1,2,3,4,5,6,7,8,9,10,11,12]}' | cut -d'|' -f1) $(python3 -c 'import json,sys; print(sorted(json.load(open(sys.argv[1])).get("errors", {})))' "$WORK/body" 2>/dev/null)" \
+  "422 ['features']"
+expect "the prediction-service server UP in Traefik" "$(server_status prediction-service)" UP
+
 log "request id and traceparent"
 trace=$(printf '%032x' "$stamp" | tail -c 32) rid="gw-request-$stamp"
 curl -sS -o /dev/null -D "$WORK/headers" --max-time 10 -H 'Content-Type: application/json' \
@@ -239,6 +308,8 @@ expect "user-service /openapi.json through the gateway: servers /api/users" "$(s
 expect "user-service /openapi.json directly: no servers (the document's own origin)" "$(servers "$USER/openapi.json")" null
 expect "notification-service /openapi.json through the gateway: servers /api/notifications" \
   "$(servers "$GW/api/notifications/openapi.json")" '[{"url": "/api/notifications"}]'
+expect "prediction-service /openapi.json through the gateway: servers /api/predictions" \
+  "$(servers "$GW/api/predictions/openapi.json")" '[{"url": "/api/predictions"}]'
 expect "/api/users/docs redirects within the prefix" \
   "$(curl -sS -o /dev/null --max-time 10 -w '%{http_code} %{redirect_url}' "$GW/api/users/docs" || true)" "303 $GW/api/users/docs/"
 
@@ -270,6 +341,7 @@ swagger user-service-via-gateway "$GW/api/users/docs/" user-service /register/
 swagger user-service-direct "$USER/docs/" user-service /register/
 swagger notification-service-via-gateway "$GW/api/notifications/docs/" notification-service /notifications
 swagger notification-service-direct "$NOTIFY/docs/" notification-service /notifications
+swagger prediction-service-via-gateway "$GW/api/predictions/docs/" prediction-service /predict
 
 log "health checks: the notification-service stopped and started again"
 # wait_gateway WANT_STATUS WANT_SERVER SECONDS: polls until the gateway answers WANT_STATUS
@@ -323,8 +395,8 @@ done
 # with Node), so the dashboard page is missing while its API works.
 errors=$(head -n "$log_lines_before_stop" "$GATEWAY_LOG" | sed 's/\x1b\[[0-9;]*m//g' | grep -E '^[^ ]+ (ERR|FTL|PNC) ' \
   | grep -vF 'Error appending dashboard to API router error="parsing index template: template: pattern matches no files:' || true)
-if [ -z "$errors" ]; then ok "Traefik logged no errors while both services ran"
-else fail "Traefik logged no errors while both services ran" "$(head -3 <<<"$errors")"; fi
+if [ -z "$errors" ]; then ok "Traefik logged no errors while the services ran"
+else fail "Traefik logged no errors while the services ran" "$(head -3 <<<"$errors")"; fi
 
 printf '\ngateway: %d passed, %d failed\n' "$passed" "$failed"
 [ "$failed" -eq 0 ]

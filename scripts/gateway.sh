@@ -4,8 +4,10 @@
 #   scripts/gateway.sh build
 #       builds Traefik at the version docker-compose.yml pins (once; cached by version
 #       under ${PLATFORM_CACHE:-~/.cache/platform}/bin) and prints the binary's path
-#   scripts/gateway.sh up user-service=127.0.0.1:PORT notification-service=127.0.0.1:PORT
-#       starts it in the background and prints the exports of `env`
+#   scripts/gateway.sh up user-service=127.0.0.1:PORT notification-service=127.0.0.1:PORT \
+#                         prediction-service=127.0.0.1:PORT
+#       starts it in the background and prints the exports of `env` (every service
+#       deploy/traefik/dynamic.yml routes to needs its address)
 #   scripts/gateway.sh env     prints GATEWAY_URL (entry point "web") and GATEWAY_API_URL
 #                              (entry point "traefik": API, dashboard, /metrics, /ping)
 #   scripts/gateway.sh down    stops it
@@ -70,6 +72,15 @@ compose_flags() {
     in_cmd && /^ *#/ { next }
     in_cmd && /^    [A-Za-z]/ { in_cmd = 0 }
   ' docker-compose.yml
+}
+
+# The router names of a dynamic configuration file (the keys under http.routers).
+router_names() {
+  awk '
+    /^  routers:[ ]*$/ { in_routers = 1; next }
+    in_routers && /^  [^ ]/ { in_routers = 0 }
+    in_routers && /^    [A-Za-z0-9_-]+:[ ]*$/ { sub(/^    /, ""); sub(/:[ ]*$/, ""); print }
+  ' "$1"
 }
 
 port_free() {
@@ -162,11 +173,19 @@ up() {
     [ $SECONDS -lt $deadline ] || { down; die "Traefik did not answer /ping within 30s (log: $GATEWAY_DIR/traefik.log)"; }
     sleep 0.1
   done
-  # Both routers loaded from the file provider.
+  # Every router of the file loaded from the file provider.
+  local routers missing
+  mapfile -t routers < <(router_names "$dynamic")
+  [ "${#routers[@]}" -gt 0 ] || { down; die "no routers found in $dynamic"; }
   deadline=$((SECONDS + 30))
-  until curl -fsS --max-time 2 "http://127.0.0.1:$api/api/http/routers" 2>/dev/null \
-    | grep -q '"user-service@file".*"notification-service@file"\|"notification-service@file".*"user-service@file"'; do
-    [ $SECONDS -lt $deadline ] || { down; die "Traefik did not load the routers of $dynamic"; }
+  while :; do
+    missing=$(curl -fsS --max-time 2 "http://127.0.0.1:$api/api/http/routers" 2>/dev/null \
+      | python3 -c 'import json, sys
+loaded = {r["name"] for r in json.load(sys.stdin)}
+print(" ".join(n for n in sys.argv[1:] if n + "@file" not in loaded))' "${routers[@]}" 2>/dev/null \
+      || echo "${routers[*]}")
+    [ -n "$missing" ] || break
+    [ $SECONDS -lt $deadline ] || { down; die "Traefik did not load the routers $missing of $dynamic"; }
     sleep 0.1
   done
   log "Traefik $(traefik_version) on 127.0.0.1:$web (API 127.0.0.1:$api), pid $(cat "$GATEWAY_DIR/pid")"
