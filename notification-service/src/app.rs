@@ -18,6 +18,7 @@ use crate::config::Config;
 use crate::consumer::{KafkaConsumer, RebalanceCommit, StatusBoard, Worker, report_lag};
 use crate::delivery::Channel;
 use crate::metrics::NotificationMetrics;
+use crate::retention::Retention;
 use crate::store::NotificationStore;
 
 static MYSQL_MIGRATIONS: Migrator = sqlx::migrate!("./migrations/mysql");
@@ -30,6 +31,7 @@ pub struct Application {
     listener: TcpListener,
     router: Router,
     worker: Worker,
+    retention: Retention,
     db: Database,
 }
 
@@ -91,6 +93,12 @@ impl Application {
             retry: config.retry_policy(),
             unsettled: Default::default(),
         };
+        let retention = Retention::resolve(
+            config.notifications_retention,
+            &config.kafka,
+            config.housekeeping.clone(),
+        )
+        .await?;
         let listener = TcpListener::bind(config.http_addr)
             .await
             .with_context(|| format!("cannot listen on {}", config.http_addr))?;
@@ -98,6 +106,7 @@ impl Application {
             listener,
             router: router(state),
             worker,
+            retention,
             db,
         })
     }
@@ -116,6 +125,8 @@ impl Application {
             LAG_REPORT_INTERVAL,
             shutdown.clone(),
         ));
+        let store = NotificationStore::new(self.db.clone());
+        let housekeeping = tokio::spawn(self.retention.run(store, shutdown.clone()));
         let stop = shutdown.clone();
         let worker = self.worker;
         // If the consumer stops on its own (fatal Kafka error), the whole service stops.
@@ -131,6 +142,7 @@ impl Application {
             .context("consumer panicked")?
             .context("consumer failed")?;
         lag.await.context("lag reporter panicked")?;
+        housekeeping.await.context("housekeeping panicked")?;
         served?;
         self.db.close().await;
         tracing::info!("notification-service stopped");

@@ -5,10 +5,12 @@ use std::time::Duration;
 
 use clap::Parser;
 use service_kit::config::CommonArgs;
+use service_kit::housekeeping::HousekeepingArgs;
 use service_kit::kafka::KafkaArgs;
 
 use crate::consumer::RetryPolicy;
 use crate::delivery::{ChannelKind, SmtpArgs, WebhookArgs};
+use crate::retention::RetentionSetting;
 
 #[derive(Debug, Clone, Parser)]
 #[command(
@@ -62,6 +64,15 @@ pub struct Config {
     /// First retry delay in milliseconds (doubles per attempt, with jitter).
     #[arg(long, env = "DELIVERY_RETRY_BASE_MS", default_value_t = 200)]
     pub delivery_retry_base_ms: u64,
+
+    /// How long delivered notifications, the dedupe record, are kept: a duration (8d,
+    /// 36h) longer than the topic's longest message life, or `auto` (that life plus a
+    /// day). A shorter window is refused at start.
+    #[arg(long, env = "NOTIFICATIONS_RETENTION", default_value = "auto")]
+    pub notifications_retention: RetentionSetting,
+
+    #[command(flatten)]
+    pub housekeeping: HousekeepingArgs,
 }
 
 impl Config {
@@ -79,6 +90,8 @@ impl Config {
             webhook: WebhookArgs::default(),
             delivery_max_attempts: 5,
             delivery_retry_base_ms: 200,
+            notifications_retention: RetentionSetting::Auto,
+            housekeeping: HousekeepingArgs::default(),
         }
     }
 

@@ -7,6 +7,7 @@ pub mod config;
 pub mod consumer;
 pub mod delivery;
 pub mod metrics;
+pub mod retention;
 pub mod spans;
 pub mod store;
 

@@ -4,6 +4,7 @@ use std::collections::HashMap;
 
 use chrono::{DateTime, Utc};
 use service_kit::db::{Database, DbError};
+use service_kit::housekeeping::ExpiringTable;
 use sqlx::any::AnyRow;
 use sqlx::{AnyConnection, Connection, Row};
 use uuid::Uuid;
@@ -37,6 +38,12 @@ pub enum Recorded {
 /// shapes fit.
 pub const ROWS_PER_INSERT: usize = 64;
 
+/// Rows expire by the time their notification was delivered (indexed for this).
+const EXPIRING: ExpiringTable = ExpiringTable {
+    table: "notifications",
+    column: "delivered_at",
+};
+
 #[derive(Debug, Clone)]
 pub struct NotificationStore {
     db: Database,
@@ -45,6 +52,16 @@ pub struct NotificationStore {
 impl NotificationStore {
     pub fn new(db: Database) -> Self {
         Self { db }
+    }
+
+    /// Deletes the notifications delivered more than `window` ago, `batch_rows` per
+    /// statement; returns how many.
+    pub async fn forget_delivered_before(
+        &self,
+        window: std::time::Duration,
+        batch_rows: u32,
+    ) -> Result<u64, DbError> {
+        EXPIRING.trim(&self.db, window, batch_rows).await
     }
 
     /// The attempt that recorded the event, if it was delivered already.

@@ -2,6 +2,7 @@
 
 use std::net::SocketAddr;
 use std::sync::Arc;
+use std::time::Duration;
 
 use anyhow::Context;
 use axum::Router;
@@ -9,6 +10,7 @@ use rdkafka::producer::FutureProducer;
 use service_kit::Shutdown;
 use service_kit::auth::AdminToken;
 use service_kit::db::{Database, OwnConnection};
+use service_kit::housekeeping::{self, HousekeepingArgs};
 use sqlx::migrate::Migrator;
 use tokio::net::TcpListener;
 use tokio::sync::Notify;
@@ -27,7 +29,14 @@ pub struct Application {
     listener: TcpListener,
     router: Router,
     relay: Option<Relay>,
+    housekeeping: Housekeeping,
     db: Database,
+}
+
+/// What housekeeping trims: idempotency keys past their time to live.
+struct Housekeeping {
+    key_ttl: Duration,
+    args: HousekeepingArgs,
 }
 
 /// Connects to the database and applies the migrations.
@@ -82,6 +91,10 @@ impl Application {
             listener,
             router: router(state),
             relay,
+            housekeeping: Housekeeping {
+                key_ttl: config.idempotency_key_ttl,
+                args: config.housekeeping.clone(),
+            },
             db,
         })
     }
@@ -100,6 +113,7 @@ impl Application {
             .map(|relay| tokio::spawn(relay.run(shutdown.clone())));
         let housekeeping = tokio::spawn(forget_old_idempotency_keys(
             UserStore::new(self.db.clone()),
+            self.housekeeping,
             shutdown.clone(),
         ));
         tracing::info!(addr = %self.listener.local_addr()?, "user-service listening");
@@ -114,25 +128,16 @@ impl Application {
     }
 }
 
-/// How long a client may retry with the same `Idempotency-Key`.
-const IDEMPOTENCY_KEY_TTL_HOURS: i64 = 24;
-
-/// Deletes expired idempotency keys every ten minutes until shutdown.
-async fn forget_old_idempotency_keys(store: UserStore, shutdown: Shutdown) {
-    loop {
-        match store
-            .forget_keys_older_than(chrono::Duration::hours(IDEMPOTENCY_KEY_TTL_HOURS))
-            .await
-        {
-            Ok(0) => {}
-            Ok(n) => tracing::info!(forgotten = n, "expired idempotency keys deleted"),
-            Err(error) => tracing::warn!(%error, "idempotency key cleanup failed"),
-        }
-        tokio::select! {
-            () = shutdown.wait() => return,
-            () = tokio::time::sleep(std::time::Duration::from_secs(600)) => {}
-        }
-    }
+/// Deletes expired idempotency keys on the housekeeping timer until shutdown.
+async fn forget_old_idempotency_keys(store: UserStore, keep: Housekeeping, shutdown: Shutdown) {
+    let Housekeeping { key_ttl, args } = keep;
+    housekeeping::every(
+        "idempotency_keys",
+        args.housekeeping_interval,
+        shutdown,
+        || store.forget_keys_older_than(key_ttl, args.housekeeping_batch_rows),
+    )
+    .await;
 }
 
 impl service_kit::runner::ServiceConfig for Config {

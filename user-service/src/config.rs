@@ -5,6 +5,7 @@ use std::time::Duration;
 
 use clap::Parser;
 use service_kit::config::CommonArgs;
+use service_kit::housekeeping::{HousekeepingArgs, parse_duration};
 use service_kit::kafka::KafkaArgs;
 use service_kit::limits::RateLimiter;
 
@@ -60,6 +61,14 @@ pub struct Config {
     /// Milliseconds between outbox sweeps (rows left by a crash or another replica).
     #[arg(long, env = "OUTBOX_SWEEP_INTERVAL_MS", default_value_t = 1000)]
     pub outbox_sweep_interval_ms: u64,
+
+    /// How long a client may retry a registration with the same `Idempotency-Key` and
+    /// get the stored answer (e.g. 24h); older keys are deleted by housekeeping.
+    #[arg(long, env = "IDEMPOTENCY_KEY_TTL", default_value = "24h", value_parser = parse_duration)]
+    pub idempotency_key_ttl: Duration,
+
+    #[command(flatten)]
+    pub housekeeping: HousekeepingArgs,
 }
 
 impl Config {
@@ -76,6 +85,8 @@ impl Config {
             register_rate_burst: 10,
             outbox_batch_size: 500,
             outbox_sweep_interval_ms: 1000,
+            idempotency_key_ttl: Duration::from_secs(24 * 3600),
+            housekeeping: HousekeepingArgs::default(),
         }
     }
 

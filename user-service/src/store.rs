@@ -3,6 +3,7 @@
 use chrono::{DateTime, Utc};
 use events::UserRegistered;
 use service_kit::db::{Database, DbError};
+use service_kit::housekeeping::ExpiringTable;
 use sqlx::Row;
 use sqlx::any::AnyRow;
 use uuid::Uuid;
@@ -164,13 +165,18 @@ impl UserStore {
         }))
     }
 
-    /// Forgets idempotency keys older than `max_age`; returns how many.
-    pub async fn forget_keys_older_than(&self, max_age: chrono::Duration) -> Result<u64, DbError> {
-        let cutoff = (Utc::now() - max_age).timestamp_micros();
-        let query = sqlx::query("DELETE FROM idempotency_keys WHERE created_at < ?")
-            .bind(cutoff)
-            .execute(self.db.pool());
-        Ok(self.db.timed(query).await?.rows_affected())
+    /// Forgets idempotency keys older than `max_age`, `batch_rows` per statement;
+    /// returns how many.
+    pub async fn forget_keys_older_than(
+        &self,
+        max_age: std::time::Duration,
+        batch_rows: u32,
+    ) -> Result<u64, DbError> {
+        const KEYS: ExpiringTable = ExpiringTable {
+            table: "idempotency_keys",
+            column: "created_at",
+        };
+        KEYS.trim(&self.db, max_age, batch_rows).await
     }
 
     pub async fn get(&self, user_id: Uuid) -> Result<Option<User>, DbError> {

@@ -239,6 +239,40 @@ async fn a_retry_with_the_same_idempotency_key_gets_the_same_answer_even_after_a
 }
 
 #[tokio::test]
+async fn idempotency_keys_are_forgotten_after_their_time_to_live() {
+    let backends = Backends::new().await;
+    let mut config = backends.config();
+    config.idempotency_key_ttl = std::time::Duration::from_secs(5);
+    config.housekeeping.housekeeping_interval = std::time::Duration::from_millis(200);
+    config.housekeeping.housekeeping_batch_rows = 2;
+    let app = spawn_app(config).await;
+    let bodies: Vec<Value> = (0..3)
+        .map(|i| json!({"user_name": format!("Expiring {i}"), "email": format!("expiring{i}@example.com")}))
+        .collect();
+    let mut first = Vec::new();
+    for (i, body) in bodies.iter().enumerate() {
+        let answer = register_with_key(&app, &format!("ttl-{i}"), body).await;
+        assert_eq!(answer.0, StatusCode::CREATED);
+        first.push(answer);
+    }
+    assert_eq!(register_with_key(&app, "ttl-0", &bodies[0]).await, first[0]);
+
+    // Once forgotten, a retry is a new registration: its email is taken, so 409.
+    for (i, body) in bodies.iter().enumerate() {
+        let forgotten =
+            service_kit::testing::eventually(std::time::Duration::from_secs(30), || async {
+                register_with_key(&app, &format!("ttl-{i}"), body).await.0 == StatusCode::CONFLICT
+            })
+            .await;
+        assert!(
+            forgotten,
+            "key ttl-{i} was still remembered after its time to live"
+        );
+    }
+    app.stop().await;
+}
+
+#[tokio::test]
 async fn concurrent_retries_with_one_key_register_once_and_agree() {
     let backends = Backends::new().await;
     let app = spawn_app(backends.config()).await;

@@ -4,7 +4,9 @@ use std::time::Duration;
 
 use clap::Args;
 use rdkafka::ClientConfig;
-use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
+use rdkafka::admin::{
+    AdminClient, AdminOptions, ConfigResource, NewTopic, ResourceSpecifier, TopicReplication,
+};
 use rdkafka::client::DefaultClientContext;
 use rdkafka::error::KafkaResult;
 use rdkafka::metadata::Metadata;
@@ -146,6 +148,59 @@ pub async fn ensure_topics(
     Ok(())
 }
 
+/// How long after a message is written the broker may still hand it out: it deletes a
+/// log segment only when the segment's newest message is older than `retention.ms`, a
+/// segment stays open for up to `segment.ms`, and the retention check runs every
+/// `log.retention.check.interval.ms` (5 minutes by default, a broker setting that topics
+/// cannot read; this margin assumes it).
+pub const RETENTION_CHECK_MARGIN: Duration = Duration::from_secs(300);
+
+/// The longest a message of `topic` can live on the brokers, from the topic's effective
+/// configuration; `None` when messages are never deleted by age (`retention.ms=-1` or a
+/// compacted topic).
+pub async fn topic_message_life(args: &KafkaArgs, topic: &str) -> anyhow::Result<Option<Duration>> {
+    let admin: AdminClient<DefaultClientContext> = args.admin_config().create()?;
+    let options = AdminOptions::new().request_timeout(Some(Duration::from_secs(5)));
+    let described = admin
+        .describe_configs(&[ResourceSpecifier::Topic(topic)], &options)
+        .await?;
+    let resource = described
+        .into_iter()
+        .next()
+        .ok_or_else(|| anyhow::anyhow!("the broker described no configuration for {topic}"))?
+        .map_err(|code| anyhow::anyhow!("cannot describe topic {topic}: {code}"))?;
+    message_life(&resource)
+}
+
+fn message_life(resource: &ConfigResource) -> anyhow::Result<Option<Duration>> {
+    let value = |name: &str| {
+        resource
+            .get(name)
+            .and_then(|entry| entry.value.clone())
+            .ok_or_else(|| anyhow::anyhow!("the topic's {name} is not readable"))
+    };
+    if !value("cleanup.policy")?
+        .split(',')
+        .any(|p| p.trim() == "delete")
+    {
+        return Ok(None);
+    }
+    let millis = |name: &str| -> anyhow::Result<i64> {
+        let text = value(name)?;
+        text.parse()
+            .map_err(|_| anyhow::anyhow!("the topic's {name} is not a number: {text}"))
+    };
+    let retention = millis("retention.ms")?;
+    if retention < 0 {
+        return Ok(None);
+    }
+    let segment = millis("segment.ms")?.max(0);
+    let open_and_kept = u64::try_from(retention.saturating_add(segment)).unwrap_or(u64::MAX);
+    Ok(Some(
+        Duration::from_millis(open_and_kept) + RETENTION_CHECK_MARGIN,
+    ))
+}
+
 /// Readiness probe: broker metadata for `topic` within a short deadline. `fetch` is a
 /// blocking librdkafka call, so it runs off the async workers.
 pub async fn probe<F>(topic: String, fetch: F) -> Result<(), String>
@@ -167,6 +222,47 @@ where
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn topic_config(entries: &[(&str, &str)]) -> ConfigResource {
+        use rdkafka::admin::{ConfigEntry, ConfigSource, OwnedResourceSpecifier};
+        ConfigResource {
+            specifier: OwnedResourceSpecifier::Topic("t".to_owned()),
+            entries: entries
+                .iter()
+                .map(|(name, value)| ConfigEntry {
+                    name: (*name).to_owned(),
+                    value: Some((*value).to_owned()),
+                    source: ConfigSource::Default,
+                    is_read_only: false,
+                    is_default: true,
+                    is_sensitive: false,
+                })
+                .collect(),
+        }
+    }
+
+    #[test]
+    fn a_message_lives_for_retention_plus_an_open_segment_plus_the_check_margin() {
+        let life = |policy, retention, segment| {
+            message_life(&topic_config(&[
+                ("cleanup.policy", policy),
+                ("retention.ms", retention),
+                ("segment.ms", segment),
+            ]))
+        };
+        assert_eq!(
+            life("delete", "300000", "60000").expect("readable"),
+            Some(Duration::from_secs(360) + RETENTION_CHECK_MARGIN)
+        );
+        assert_eq!(
+            life("compact,delete", "1000", "0").expect("readable"),
+            Some(Duration::from_secs(1) + RETENTION_CHECK_MARGIN)
+        );
+        assert_eq!(life("delete", "-1", "60000").expect("readable"), None);
+        assert_eq!(life("compact", "300000", "60000").expect("readable"), None);
+        assert!(life("delete", "soon", "60000").is_err());
+        assert!(message_life(&topic_config(&[("cleanup.policy", "delete")])).is_err());
+    }
 
     #[test]
     fn properties_parse_and_override_defaults() {

@@ -6,6 +6,7 @@ pub mod auth;
 pub mod config;
 pub mod db;
 pub mod health;
+pub mod housekeeping;
 pub mod http;
 pub mod kafka;
 pub mod limits;
