@@ -5,10 +5,12 @@
 
 use std::time::{Duration, Instant};
 
+use serde_json::{Value, json};
 use service_kit::testing::eventually;
 
 use super::{CONCURRENCY, COUNT, DUPLICATES, reached};
 use crate::harness::{self, Service, Stack, deps, metric, probe, start_load, status};
+use crate::proxy::LateCommitProxy;
 
 const DELIVERED: &str =
     r#"events_consumed_total{event_type="com.platform.user.registered.v1",outcome="delivered"}"#;
@@ -233,4 +235,91 @@ async fn lag(consumer: &Service) -> f64 {
         .filter(|l| l.starts_with("kafka_consumer_lag{"))
         .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
         .sum()
+}
+
+/// `url` (mysql://user:password@host:port/database) with its address replaced by `addr`,
+/// in plain text so that the relay can read the statements.
+fn through(url: &str, addr: std::net::SocketAddr) -> String {
+    let (credentials, rest) = url.rsplit_once('@').expect("mysql url with credentials");
+    let (_, database) = rest.split_once('/').expect("mysql url with a database");
+    format!("{credentials}@{addr}/{database}?ssl-mode=disabled")
+}
+
+/// One registration with `key`: status, `Retry-After` present, body, time taken.
+async fn register_with_key(users: &Service, key: &str) -> (u16, bool, Value, Duration) {
+    let started = Instant::now();
+    let answer = reqwest::Client::new()
+        .post(users.url("/register/"))
+        .header("idempotency-key", key)
+        .json(&json!({"user_name": "Late Commit", "email": "late.commit@example.com"}))
+        .timeout(Duration::from_secs(10))
+        .send()
+        .await
+        .expect("an answer");
+    let status = answer.status().as_u16();
+    let retry_after = answer.headers().contains_key("retry-after");
+    let body = answer.json().await.unwrap_or(Value::Null);
+    (status, retry_after, body, started.elapsed())
+}
+
+#[tokio::test]
+async fn a_commit_answered_after_the_deadline_is_a_503_and_the_retry_gets_the_stored_201() {
+    let stack = Stack::new().await;
+    let mariadb = stack.users_db.url.rsplit_once('@').expect("credentials").1;
+    let upstream = mariadb.split_once('/').expect("database").0;
+    let upstream = upstream.parse().expect("MariaDB address");
+    // Longer than the request deadline (1 s), short enough for the test.
+    let proxy = LateCommitProxy::start(upstream, Duration::from_secs(4)).await;
+    // No relay: the registration's transaction is the only one that commits.
+    let users = stack
+        .user_service_on(through(&stack.users_db.url, proxy.addr), false)
+        .await;
+    let ready = eventually(Duration::from_secs(30), || async {
+        status(&users.url("/health/ready")).await == Some(200)
+    })
+    .await;
+    assert!(ready, "the user-service is ready through the relay");
+
+    proxy.arm();
+    let (first, retry_after, _, took) = register_with_key(&users, "late-commit").await;
+    assert_eq!(proxy.held(), 1, "the registration's COMMIT reached MariaDB");
+    assert_eq!(
+        first, 503,
+        "a commit not answered within the deadline is a 503"
+    );
+    assert!(retry_after, "the 503 carries Retry-After");
+    assert!(
+        took < proxy.hold(),
+        "answered before the commit's answer came back: {took:?}"
+    );
+    // MariaDB committed all the same: the user is there although the client saw 503.
+    let committed = eventually(Duration::from_secs(10), || async {
+        stack.users().await.len() == 1
+    })
+    .await;
+    assert!(committed, "the held COMMIT completed on the server");
+
+    // The client retries with the same key and gets the stored answer, not a new user.
+    let (retried, _, body, _) = register_with_key(&users, "late-commit").await;
+    assert_eq!(retried, 201, "the retry gets the stored 201: {body}");
+    let user_id = body["user_id"].as_str().expect("user_id").to_owned();
+    assert_eq!(
+        stack.users().await,
+        [user_id.clone()].into(),
+        "one user, the stored one"
+    );
+    assert_eq!(
+        stack.outbox_rows().await,
+        1,
+        "one event for it, nothing half-written"
+    );
+    let (again, _, body, _) = register_with_key(&users, "late-commit").await;
+    assert_eq!(
+        (again, body["user_id"].as_str()),
+        (201, Some(user_id.as_str()))
+    );
+    eprintln!(
+        "late commit: 503 after {took:?} (commit answer held {:?}), retry 201 with the stored user {user_id}",
+        proxy.hold()
+    );
 }

@@ -143,10 +143,15 @@ impl Stack {
     }
 
     pub async fn user_service(&self, relay: bool) -> Service {
+        self.user_service_on(self.users_db.url.clone(), relay).await
+    }
+
+    /// A user-service on its test database reached at `database_url` (through a relay).
+    pub async fn user_service_on(&self, database_url: String, relay: bool) -> Service {
         let service = self.spawn(
             "user-service",
             &[
-                ("DATABASE_URL", self.users_db.url.clone()),
+                ("DATABASE_URL", database_url),
                 ("OUTBOX_RELAY", relay.to_string()),
                 ("OUTBOX_SWEEP_INTERVAL_MS", "200".into()),
             ],

@@ -9,6 +9,7 @@
 
 mod gray;
 mod harness;
+mod proxy;
 mod sasl;
 
 use std::sync::Arc;
