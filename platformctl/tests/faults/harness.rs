@@ -2,6 +2,7 @@
 //! MariaDB and Kafka of `scripts/deps.sh`, and a client that retries like a careful one.
 
 use std::collections::{BTreeMap, HashSet};
+use std::net::Ipv4Addr;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::sync::Arc;
@@ -35,14 +36,36 @@ pub fn deps(command: &str) {
 /// One service process; killed when dropped so a failing test leaves nothing behind.
 pub struct Service {
     child: Option<Child>,
+    host: Ipv4Addr,
     pub port: u16,
     pub name: &'static str,
     log: PathBuf,
 }
 
 impl Service {
+    /// A service started elsewhere (on a test host), serving on `host`:`port`.
+    pub fn running(
+        child: Child,
+        host: Ipv4Addr,
+        port: u16,
+        name: &'static str,
+        log: PathBuf,
+    ) -> Self {
+        Self {
+            child: Some(child),
+            host,
+            port,
+            name,
+            log,
+        }
+    }
+
     pub fn url(&self, path: &str) -> String {
-        format!("http://127.0.0.1:{}{}", self.port, path)
+        format!("http://{}:{}{}", self.host, self.port, path)
+    }
+
+    pub fn log(&self) -> &Path {
+        &self.log
     }
 
     /// SIGKILL: no shutdown hook runs, nothing is flushed or committed.
@@ -117,7 +140,7 @@ impl Stack {
 
     fn spawn(&self, name: &'static str, envs: &[(&str, String)]) -> Service {
         let port = free_port();
-        let log = self.logs.path().join(format!("{name}-{port}.log"));
+        let log = self.log_path(name, port);
         let file = std::fs::File::create(&log).expect("log file");
         let child = Command::new(built_binary(name))
             .env("HTTP_ADDR", format!("127.0.0.1:{port}"))
@@ -134,12 +157,12 @@ impl Stack {
             .stderr(file)
             .spawn()
             .expect("spawn service");
-        Service {
-            child: Some(child),
-            port,
-            name,
-            log,
-        }
+        Service::running(child, Ipv4Addr::LOCALHOST, port, name, log)
+    }
+
+    /// Where the service `name` on `port` writes its log.
+    pub fn log_path(&self, name: &str, port: u16) -> PathBuf {
+        self.logs.path().join(format!("{name}-{port}.log"))
     }
 
     pub async fn user_service(&self, relay: bool) -> Service {

@@ -9,6 +9,9 @@
 
 mod gray;
 mod harness;
+#[path = "../cluster/netns.rs"]
+mod netns;
+mod partition;
 mod proxy;
 mod sasl;
 
