@@ -6,7 +6,8 @@
 #   3. MariaDB and an Apache Kafka broker installed and started by scripts/deps.sh
 #      (reused when already running), then the same tests against them
 #   4. fault tests: service processes with Kafka killed, MariaDB stopped, services killed,
-#      and gray failures: MariaDB, the broker or a consumer replica frozen (SIGSTOP)
+#      and gray failures: MariaDB, the broker or a consumer replica frozen (SIGSTOP), a
+#      COMMIT answered after the deadline, a packet-dropping partition from the broker
 #   5. every dashboard panel and alert rule evaluated by a real Prometheus scraping the
 #      services and a real Traefik (scripts/check-dashboards.sh)
 #   6. the gateway: a real Traefik with compose's flags and deploy/traefik/dynamic.yml in
@@ -70,7 +71,11 @@ eval "$(scripts/deps.sh up)"
 step "tests on real MariaDB $(mariadb --version | grep -o '[0-9]*\.[0-9]*\.[0-9]*-MariaDB' | head -1) and Kafka at $TEST_KAFKA_BROKERS"
 cargo_test real PLATFORM_TEST_BACKEND=real TEST_MYSQL_URL="$TEST_MYSQL_URL" TEST_KAFKA_BROKERS="$TEST_KAFKA_BROKERS"
 
-step "real-stack tests: faults (Kafka killed, MariaDB stopped, services killed) and SASL"
+step "real-stack tests: faults (Kafka killed, MariaDB stopped, services killed, stalls, a partition) and SASL"
+# The partition test puts the services on a test host (a network namespace) and cuts its
+# link to the broker with tc: that needs root and iproute2.
+[ "$(id -u)" = 0 ] || { echo "the fault tests need root: the partition test creates a network namespace" >&2; exit 1; }
+command -v tc >/dev/null || { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq iproute2; }
 cargo build --workspace --bins --locked
 env PLATFORM_TEST_BACKEND=real TEST_MYSQL_URL="$TEST_MYSQL_URL" TEST_KAFKA_BROKERS="$TEST_KAFKA_BROKERS" \
   TEST_KAFKA_SASL_BROKERS="$TEST_KAFKA_SASL_BROKERS" TEST_KAFKA_SASL_USERNAME="$TEST_KAFKA_SASL_USERNAME" \
