@@ -15,6 +15,9 @@
 #     no immutable-field error), `helm rollback`, and `helm uninstall` leaving
 #     nothing behind (by label across every namespaced kind, and by name for
 #     every object of the render, hooks included)
+#   * the prediction-service's model: the release's ConfigMap holds the bytes of
+#     models/wine-forest.onnx, and the Pod the controller made mounts it read-only
+#     at the MODEL_PATH directory; predictionService.model.existingConfigMap swaps it
 #   * RBAC of operatorAccess with the real authorizer (allowed and denied)
 #   * values the chart must refuse (latest / empty image tags) and the
 #     production image path
@@ -276,6 +279,7 @@ PY
     || die "helm rollback did not restore the pod template"
   pass "$name: helm rollback to revision 1"
 
+  check_model "$name"
   if [ "$name" = keda ]; then check_keda; fi
   if [ "$name" = operator-access ]; then check_rbac; fi
 
@@ -302,6 +306,22 @@ $leftovers"
     fi
   done < <(render_objects "$render")
   pass "$name: helm uninstall left nothing (by label across every namespaced kind; $n objects of the render, hooks included, by name)"
+}
+
+# check_model NAME: the model ConfigMap as stored by the API server is the committed
+# model, and the prediction-service Pod created by the controller mounts it.
+check_model() {
+  local name=$1 want got pod
+  want=$(sha256sum <models/wine-forest.onnx | cut -d' ' -f1)
+  got=$(k get configmap "$RELEASE-model" -n "$NS" -o jsonpath='{.binaryData.wine-forest\.onnx}' | base64 -d | sha256sum | cut -d' ' -f1)
+  [ "$got" = "$want" ] || die "$name: ConfigMap $RELEASE-model does not hold models/wine-forest.onnx (sha256 $got, want $want)"
+  pod=$(k get pods -n "$NS" -l app.kubernetes.io/component=prediction-service -o jsonpath='{.items[0].metadata.name}' 2>/dev/null || true)
+  [ -n "$pod" ] || die "$name: no prediction-service Pod"
+  # shellcheck disable=SC2016  # a Go template, not shell
+  got=$(k get pod "$pod" -n "$NS" -o go-template='{{range .spec.volumes}}{{if .configMap}}{{.name}}={{.configMap.name}} {{end}}{{end}}|{{range (index .spec.containers 0).volumeMounts}}{{if eq .name "model"}}{{.mountPath}} ro={{.readOnly}}{{end}}{{end}}|{{range (index .spec.containers 0).env}}{{if eq .name "MODEL_PATH"}}{{.value}}{{end}}{{end}}')
+  [ "$got" = "model=$RELEASE-model |/models ro=true|/models/wine-forest.onnx" ] \
+    || die "$name: the prediction-service Pod does not mount the model as expected: $got"
+  pass "$name: ConfigMap $RELEASE-model holds models/wine-forest.onnx (sha256 ${want:0:12}), mounted read-only by $pod at MODEL_PATH's directory"
 }
 
 check_keda() {
@@ -387,23 +407,56 @@ check_values_refused() {
   step "values the chart refuses, and image references"
   local bad
   for bad in image.tag=latest image.tag= userService.image.tag=latest notificationService.image.tag= \
-    'userService.image.tag=1.0 bad' ; do
+    predictionService.image.tag=latest predictionService.image.tag= 'userService.image.tag=1.0 bad' \
+    predictionService.kafka.requestTopic= 'predictionService.model.fileName=../x' ; do
     if helm template "$RELEASE" "$CHART" --set "$bad" >/dev/null 2>"$WORK/refused.log"; then
       die "the chart accepted --set $bad (the schema must refuse latest and empty tags)"
     fi
     grep -q 'values don.t meet the specifications of the schema' "$WORK/refused.log" \
       || { cat "$WORK/refused.log" >&2; die "--set $bad failed for another reason than the schema"; }
   done
-  helm template "$RELEASE" "$CHART" --set image.tag=1.4.2 --set notificationService.image.tag=1.4.3 >"$WORK/tags.yaml" \
-    || die "a pinned tag was refused"
+  helm template "$RELEASE" "$CHART" --set image.tag=1.4.2 --set notificationService.image.tag=1.4.3 \
+    --set predictionService.image.tag=1.4.4 >"$WORK/tags.yaml" || die "a pinned tag was refused"
   grep -q 'image: "platform/user-service:1.4.2"' "$WORK/tags.yaml" || die "image.tag is not used"
   grep -q 'image: "platform/notification-service:1.4.3"' "$WORK/tags.yaml" || die "a service's own tag is not used"
-  pass "schema refuses latest, empty and malformed tags of the platform images; pinned tags are used"
+  grep -q 'image: "platform/prediction-service:1.4.4"' "$WORK/tags.yaml" || die "the prediction-service's own tag is not used"
+  pass "schema refuses latest, empty and malformed tags of the platform images and bad topic or model names; pinned tags are used"
+
+  helm template "$RELEASE" "$CHART" --set predictionService.model.existingConfigMap=my-model \
+    --set predictionService.model.fileName=forest-v2.onnx >"$WORK/model.yaml" || die "an existing model ConfigMap was refused"
+  if grep -q "name: $RELEASE-model\$" "$WORK/model.yaml"; then die "the chart renders its model ConfigMap next to an existing one"; fi
+  if ! grep -q 'name: my-model$' "$WORK/model.yaml" || ! grep -q 'value: /models/forest-v2.onnx$' "$WORK/model.yaml"; then
+    die "predictionService.model.existingConfigMap / fileName are not used"
+  fi
+  pass "predictionService.model.existingConfigMap replaces the chart's model ConfigMap (MODEL_PATH /models/forest-v2.onnx)"
+
+  # Without the prediction-service nothing of it is rendered (route, topics, scrape
+  # target, test), and the other services render exactly as with it.
+  helm template "$RELEASE" "$CHART" -f "$CHART/values-minikube.yaml" --set predictionService.enabled=false \
+    >"$WORK/no-predictions.yaml" || die "predictionService.enabled=false was refused"
+  # The shared dashboard and alert rules keep their prediction panels and rule (no data
+  # then); every other mention is a leftover.
+  python3 - "$WORK/no-predictions.yaml" <<'PY' || die "predictionService.enabled=false still renders parts of the prediction-service"
+import re, sys, yaml
+left = []
+for doc in yaml.safe_load_all(open(sys.argv[1])):
+    if not doc:
+        continue
+    for key in ("platform.json", "alerts.yml"):
+        (doc.get("data") or {}).pop(key, None)
+    text = yaml.safe_dump(doc)
+    if re.search("predict", text, re.I):
+        left.append(f'{doc["kind"]}/{doc["metadata"]["name"]}')
+if left:
+    print("[deploy] still rendered with predictionService.enabled=false:", ", ".join(left))
+sys.exit(1 if left else 0)
+PY
+  pass "predictionService.enabled=false renders nothing of the prediction-service"
 
   helm template "$RELEASE" "$CHART" -f "$CHART/values-production.yaml" --set image.tag=1.4.2 >"$WORK/prod.yaml"
   local images
-  images=$(sed -n 's/^ *image: "\(.*\)"$/\1/p' "$WORK/prod.yaml" | grep -E 'user-service|notification-service' | sort -u | paste -sd' ' -)
-  [ "$images" = "registry.example.internal/platform/notification-service:1.4.2 registry.example.internal/platform/user-service:1.4.2" ] \
+  images=$(sed -n 's/^ *image: "\(.*\)"$/\1/p' "$WORK/prod.yaml" | grep -E 'user-service|notification-service|prediction-service' | sort -u | paste -sd' ' -)
+  [ "$images" = "registry.example.internal/platform/notification-service:1.4.2 registry.example.internal/platform/prediction-service:1.4.2 registry.example.internal/platform/user-service:1.4.2" ] \
     || die "production image references are wrong: $images"
   pass "production images: $images"
 }

@@ -14,6 +14,7 @@
 #                   every service image built from the Dockerfile is a target of
 #                   it, scraped by prometheus.yml, routed by Traefik with its
 #                   prefix stripped, and finds its topics (and its model) there
+#   Helm model      the chart's copy of the model equals models/wine-forest.onnx
 #   Dockerfile      hadolint
 #   Prometheus      promtool check config / check rules / test rules
 #   Grafana         the dashboards parse and every target has an expression
@@ -316,6 +317,15 @@ sys.exit(1 if problems else 0)
 PY
 }
 
+# Helm reads files only inside the chart: the chart ships a copy of the committed
+# model, which must be the same bytes.
+check_chart_model() {
+  step "the chart's model is models/wine-forest.onnx"
+  cmp -s models/wine-forest.onnx "$CHART/files/wine-forest.onnx" \
+    || die "$CHART/files/wine-forest.onnx differs from models/wine-forest.onnx: cp models/wine-forest.onnx $CHART/files/ and run scripts/render-k8s.sh"
+  log "$CHART/files/wine-forest.onnx equals models/wine-forest.onnx ($(sha256sum <models/wine-forest.onnx | cut -c1-12))"
+}
+
 check_prometheus() {
   step "Prometheus configuration and alert rules (promtool)"
   promtool check config prometheus.yml || die "promtool rejected prometheus.yml"
@@ -393,6 +403,7 @@ check_shell() {
 
 main() {
   install_tools
+  check_chart_model
   check_chart
   check_kubernetes
   check_kube_score

@@ -134,33 +134,47 @@ services = [s for s in get("/api/http/services") if s.get("provider") == "kubern
 for r in routers:
     print("router", r["name"], r.get("status"), r.get("rule"), ",".join(r.get("middlewares", [])), "|".join(r.get("error", [])))
 for m in middlewares:
-    print("middleware", m["name"], m.get("status"), m.get("usedBy", []), "|".join(m.get("error", [])))
+    print("middleware", m["name"], m.get("status"), m.get("usedBy", []),
+          "strips=" + ",".join((m.get("stripPrefix") or {}).get("prefixes", [])), "|".join(m.get("error", [])))
 for s in services:
     print("service", s["name"], s.get("status"), "|".join(s.get("error", [])))
 PY
 }
+# One router per path of the Ingress: the three services' prefixes.
+PATHS=(/api/users /api/notifications /api/predictions)
 deadline=$((SECONDS + 60))
 while :; do
   out=$(state 2>/dev/null || true)
   routers=$(grep -c '^router .* enabled ' <<<"$out" || true)
-  if [ "$routers" -ge 2 ] && grep -q '^middleware .* enabled ' <<<"$out"; then break; fi
+  if [ "$routers" -ge "${#PATHS[@]}" ] && grep -q '^middleware .* enabled ' <<<"$out"; then break; fi
   kill -0 "$TRAEFIK_PID" 2>/dev/null || { tail -20 "$WORK/traefik.log" >&2; die "Traefik exited"; }
   [ $SECONDS -lt $deadline ] || break
   sleep 0.5
 done
 printf '%s\n' "$out" | sed 's/^/    /'
-if [ "$(grep -c '^router .* enabled ' <<<"$out" || true)" -eq 2 ] && ! grep -q '^router' <<<"$(grep -v ' enabled ' <<<"$out")"; then
-  ok "the chart's Ingress: two routers (user-service and notification-service paths), enabled"
+missing_paths=""
+for path in "${PATHS[@]}"; do
+  grep -q "^router .* enabled .*PathPrefix(\`$path\`)" <<<"$out" || missing_paths="$missing_paths $path"
+done
+if [ "$(grep -c '^router .* enabled ' <<<"$out" || true)" -eq "${#PATHS[@]}" ] && [ -z "$missing_paths" ] \
+  && ! grep -q '^router' <<<"$(grep -v ' enabled ' <<<"$out")"; then
+  ok "the chart's Ingress: ${#PATHS[@]} routers (${PATHS[*]}), enabled"
 else
-  fail "the chart's Ingress: two routers, enabled" "$out"
+  fail "the chart's Ingress: ${#PATHS[@]} routers (${PATHS[*]}), enabled" "missing:${missing_paths:- none}" "$out"
 fi
 if grep -q "^middleware $NS-$RELEASE-strip-prefix@kubernetescrd enabled " <<<"$out" \
-  && [ "$(grep '^router' <<<"$out" | grep -c "$NS-$RELEASE-strip-prefix@kubernetescrd")" -eq 2 ]; then
-  ok "the chart's strip-prefix Middleware: loaded, enabled, used by both routers"
+  && [ "$(grep '^router' <<<"$out" | grep -c "$NS-$RELEASE-strip-prefix@kubernetescrd")" -eq "${#PATHS[@]}" ]; then
+  ok "the chart's strip-prefix Middleware: loaded, enabled, used by every router"
 else
-  fail "the chart's strip-prefix Middleware: loaded, enabled, used by both routers" "$out"
+  fail "the chart's strip-prefix Middleware: loaded, enabled, used by every router" "$out"
 fi
-if [ "$(grep -c '^service .* enabled' <<<"$out" || true)" -eq 2 ]; then
+strips=$(sed -n "s/^middleware $NS-$RELEASE-strip-prefix@kubernetescrd .* strips=\([^ ]*\).*/\1/p" <<<"$out")
+if [ "$strips" = "$(IFS=,; echo "${PATHS[*]}")" ]; then
+  ok "the strip-prefix Middleware strips ${PATHS[*]}"
+else
+  fail "the strip-prefix Middleware strips ${PATHS[*]}" "strips: $strips"
+fi
+if [ "$(grep -c '^service .* enabled' <<<"$out" || true)" -eq "${#PATHS[@]}" ]; then
   ok "the Services behind the Ingress: enabled, with their endpoints"
 else
   fail "the Services behind the Ingress: enabled" "$out"

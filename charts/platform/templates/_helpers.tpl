@@ -64,16 +64,35 @@ app.kubernetes.io/instance: {{ .Release.Name }}
 {{- end -}}
 
 {{/*
-The two services. Everything per-service in the templates is driven by this
-list, so both services are always rendered the same way.
+The services. Everything per-service in the templates is driven by this list,
+so the services are always rendered the same way. `database`: the service has a
+database (its URL, admin token and migrations); `model`: it serves the mounted ONNX
+model; `pathValue`: the key under .Values.ingress of its gateway path prefix.
 */}}
 {{- define "platform.apps" -}}
 - key: userService
   name: user-service
   port: 8000
+  database: true
+  pathValue: userServicePath
 - key: notificationService
   name: notification-service
   port: 8001
+  database: true
+  pathValue: notificationServicePath
+{{- if .Values.predictionService.enabled }}
+- key: predictionService
+  name: prediction-service
+  port: 8002
+  database: false
+  model: true
+  pathValue: predictionServicePath
+{{- end }}
+{{- end -}}
+
+{{/* Name of the ConfigMap holding the prediction-service's model. */}}
+{{- define "platform.modelConfigMap" -}}
+{{- .Values.predictionService.model.existingConfigMap | default (printf "%s-model" (include "platform.fullname" .)) -}}
 {{- end -}}
 
 {{/* Image reference of a service. Usage: include "platform.appImage" (list $ $values) */}}
