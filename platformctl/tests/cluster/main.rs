@@ -225,6 +225,9 @@ async fn stack() -> Stack {
             "autoscaling": {"enabled": false},
             "extraEnv": [{"name": "KAFKA_GROUP_ID", "value": kafka.group}],
         },
+        // The commands under test read the two event services; the stand-in kubelet
+        // does not project the model ConfigMap into a pod's files.
+        "predictionService": {"enabled": false},
     });
     let release = Release::install(&client, &namespace, &values).await;
     let pods_api = Api::<Pod>::namespaced(client.clone(), &namespace);
