@@ -319,6 +319,70 @@ CATCHUP_RSS=$(cat "$WORK/catchup.rss")
 stop_service "$STARTED_PID"
 CATCHUP_RATE=$(awk -v n="$EVENTS" -v ms="$CATCHUP_MS" 'BEGIN { printf "%.0f", n * 1000 / ms }')
 
+# 6: the prediction-service. The model alone on one thread (load, batched evaluation),
+# then POST /predict and Kafka request/reply through the real broker, with the CPU each
+# process spent per 1000 answers, and RSS idle and loaded.
+log "prediction model on one thread (examples/model_bench)"
+cargo build --release -p prediction-service --example model_bench >&2
+"$BIN/examples/model_bench" >"$WORK/model.txt"
+MODEL_LOAD_MS=$(python3 -c '
+import re, sys
+value, unit = re.search(r"load median ([0-9.]+)(ns|µs|us|ms|s)", open(sys.argv[1]).read()).groups()
+print(round(float(value) * {"ns": 1e-6, "µs": 1e-3, "us": 1e-3, "ms": 1, "s": 1e3}[unit], 2))' "$WORK/model.txt")
+MODEL_ROWS=$(awk '/^batch/ && $2 + 0 > 1 { if ($3 > best) best = $3 } END { printf "%d", best }' "$WORK/model.txt")
+MODEL_TABLE=$(awk '/^batch/ { printf "| %d | %d | %s |\n", $2, $3, $(NF - 1) }' "$WORK/model.txt" | tr -d '(')
+PRED_REQUESTS=bench-predict-$RUN PRED_RESULTS=bench-predict-results-$RUN
+topic "$PRED_REQUESTS"
+topic "$PRED_RESULTS"
+start_service prediction-service KAFKA_TOPIC="$PRED_REQUESTS" KAFKA_RESULT_TOPIC="$PRED_RESULTS" \
+  KAFKA_REPLY_TOPIC_PREFIX="$PRED_RESULTS" KAFKA_GROUP_ID="bench-predict-$RUN" \
+  MODEL_PATH="$ROOT/models/wine-forest.onnx"
+PRED_PID=$STARTED_PID PRED_PORT=$STARTED_PORT PRED_READY=$READY_MS
+sleep 2
+PRED_IDLE=$(rss_kib "$PRED_PID")
+sample_rss "$PRED_PID" "$WORK/predict.rss" & PIDS+=($!)
+# CPU ms per 1000 answers: Kafka, the prediction-service, the load generator, total.
+predict_profile() {
+  awk -v n="$3" -v a="$1" -v b="$2" 'BEGIN { split(a, x, " "); split(b, y, " "); t = 0; row = "";
+    split("2 3 5", f, " "); for (i = 1; i <= 3; i++) { v = (y[f[i]] - x[f[i]]) * 1000 / n; t += v; row = row sprintf(" %.0f |", v) }
+    print row sprintf(" **%.0f** |", t) }'
+}
+predict_load() {
+  local name=$1; shift
+  local saved_users=${USERS_PID:-0} saved_notif=${NOTIF_PID:-0}
+  USERS_PID=$PRED_PID NOTIF_PID=0
+  snapshot before
+  load "$@" --duration "$SECONDS_PER_RUN" >"$WORK/$name.json" || die "$name failed: $(cat "$WORK/$name.json")"
+  snapshot after
+  USERS_PID=$saved_users NOTIF_PID=$saved_notif
+  PREDICT_PROFILE="$(predict_profile "$before" "$after" "$(json "$WORK/$name.json" 'max(d["created"], 1)')")"
+}
+predict_row() {
+  json "$WORK/$1.json" '"| %d | %.0f | %.2f / %.2f / %.2f / %.2f | %d |" % (d["concurrency"], d["throughput_per_second"], d["latency_ms"]["p50"], d["latency_ms"]["p90"], d["latency_ms"]["p99"], d["latency_ms"]["max"], d["errors"])'
+}
+REST_ROWS="" REST_BEST=0
+for c in $LEVELS; do
+  log "POST /predict at concurrency $c"
+  predict_load "rest-$c" --target predict-http --url "http://127.0.0.1:$PRED_PORT" -c "$c"
+  REST_ROWS+="$(predict_row "rest-$c")$PREDICT_PROFILE"$'\n'
+  REST_BEST=$(maximum "$(json "$WORK/rest-$c.json" 'round(d["throughput_per_second"])')" "$REST_BEST")
+done
+REST_HALF=$(awk -v b="$REST_BEST" 'BEGIN { printf "%d", b / 2 }')
+log "POST /predict at $REST_HALF/s"
+predict_load rest-half --target predict-http --url "http://127.0.0.1:$PRED_PORT" -c 64 --rate "$REST_HALF"
+REST_HALF_P99=$(json "$WORK/rest-half.json" 'round(d["latency_ms"]["p99"], 2)')
+REST_HALF_ROW="$(json "$WORK/rest-half.json" '"| %.0f | %.2f | %.2f | %.2f | %d |" % (d["throughput_per_second"], d["latency_ms"]["p50"], d["latency_ms"]["p99"], d["latency_ms"]["max"], d["errors"])')"
+KAFKA_ROWS="" KAFKA_BEST=0
+for c in ${BENCH_PREDICT_LEVELS:-"64 256 1024"}; do
+  log "request/reply over Kafka at concurrency $c"
+  predict_load "kafka-$c" --target predict-kafka --brokers "$TEST_KAFKA_BROKERS" \
+    --request-topic "$PRED_REQUESTS" --reply-topic "$PRED_RESULTS" -c "$c"
+  KAFKA_ROWS+="$(predict_row "kafka-$c")$PREDICT_PROFILE"$'\n'
+  KAFKA_BEST=$(maximum "$(json "$WORK/kafka-$c.json" 'round(d["throughput_per_second"])')" "$KAFKA_BEST")
+done
+PRED_LOADED=$(cat "$WORK/predict.rss")
+stop_service "$PRED_PID"
+
 # ---------------------------------------------------------------------------------------
 log "writing $OUT"
 MARIADB_VERSION=$(root_sql 'SELECT VERSION()')
@@ -363,6 +427,11 @@ the analysis at the end (\`docs/benchmarks-notes.md\`) is appended as written.
 | RSS idle ≤ 20 MiB per service | $(mib "$USERS_IDLE") / $(mib "$NOTIF_IDLE") MiB | $(verdict "$IDLE_MAX" 20 "<=") |
 | RSS at maximum load ≤ 100 MiB per service | $LOADED_USERS / $LOADED_NOTIF MiB | $(verdict "$(maximum "$LOADED_USERS" "$LOADED_NOTIF")" 100 "<=") |
 | ready ≤ 1 s after start | $USERS_READY / $NOTIF_READY / $CATCHUP_READY ms | $(verdict "$READY_MAX" 1000 "<=") |
+| predictions: request→answer over Kafka ≥ 20,000/s | $KAFKA_BEST/s | $(verdict "$KAFKA_BEST" 20000 ">=") |
+| predictions: model evaluation ≥ 500,000 rows/s on one core, batched | $MODEL_ROWS rows/s | $(verdict "$MODEL_ROWS" 500000 ">=") |
+| predictions: REST p99 ≤ 5 ms at half its maximum throughput | $REST_HALF_P99 ms at $REST_HALF/s | $(verdict "$REST_HALF_P99" 5 "<=") |
+| predictions: RSS ≤ 40 MiB loaded | $(mib "$PRED_LOADED") MiB | $(verdict "$(mib "$PRED_LOADED")" 40 "<=") |
+| predictions: model load ≤ 100 ms | $MODEL_LOAD_MS ms | $(verdict "$MODEL_LOAD_MS" 100 "<=") |
 
 ## Machine
 
@@ -436,6 +505,41 @@ plus the catch-up (notification-service). Start-up: process start -> \`/health/r
 |---|---:|---:|---:|
 | user-service | $(mib "$USERS_IDLE") | $(mib "$USERS_MAX") (API), $(mib "$RELAY_RSS") (drain) | $USERS_READY |
 | notification-service | $(mib "$NOTIF_IDLE") | $(mib "$NOTIF_MAX") | $NOTIF_READY (catch-up run: $CATCHUP_READY) |
+| prediction-service | $(mib "$PRED_IDLE") | $(mib "$PRED_LOADED") (REST and Kafka runs) | $PRED_READY |
+
+## Prediction service
+
+The committed 100-tree wine forest (\`models/wine-forest.onnx\`). Every request is a row
+of the wine data set and every answer's class is checked against scikit-learn's: a wrong
+class would count as an error. Latencies in ms; CPU in ms per 1000 answers (Kafka broker
+/ prediction-service / load generator / total).
+
+The model alone, on one thread (\`cargo run --release -p prediction-service --example
+model_bench\`): load (decode, build, self-check) median $MODEL_LOAD_MS ms.
+
+| batch rows | rows/s | µs per row |
+|---:|---:|---:|
+$MODEL_TABLE
+
+\`platformctl load --target predict-http -c C --duration $SECONDS_PER_RUN\` (\`POST /predict\`, one request each):
+
+| concurrency | answers/s | p50 / p90 / p99 / max | errors | CPU Kafka | service | load gen | total |
+|---:|---:|---:|---:|---:|---:|---:|---:|
+$REST_ROWS
+At half the best throughput (\`-c 64 --rate $REST_HALF\`):
+
+| answers/s | p50 | p99 | max | errors |
+|---:|---:|---:|---:|---:|
+$REST_HALF_ROW
+
+\`platformctl load --target predict-kafka -c C --duration $SECONDS_PER_RUN\`: each request
+produced to the request topic (6 partitions) with a \`reply-to\` header, its answer read
+back from the answer topic and matched by request id; latency is request sent → answer
+read.
+
+| concurrency | answers/s | p50 / p90 / p99 / max | errors | CPU Kafka | service | load gen | total |
+|---:|---:|---:|---:|---:|---:|---:|---:|
+$KAFKA_ROWS
 EOF
 if [ -f docs/benchmarks-notes.md ]; then printf '\n' >>"$OUT" && cat docs/benchmarks-notes.md >>"$OUT"; fi
 log "done: $OUT"

@@ -35,7 +35,8 @@ enum Command {
     /// Inspect and replay the dead-letter topic.
     #[command(subcommand)]
     Dlq(dlq::DlqCommand),
-    /// Load-test `POST /register/` and report throughput and latency percentiles.
+    /// Load-test `POST /register/` or the prediction-service (HTTP or Kafka request/reply)
+    /// and report throughput and latency percentiles.
     Load(Box<load::LoadArgs>),
     /// Send prediction requests over Kafka and print the answers, matched by request id.
     Predict(predict::PredictArgs),

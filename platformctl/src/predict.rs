@@ -155,7 +155,10 @@ fn numbers(text: &str) -> anyhow::Result<Vec<f64>> {
 }
 
 /// A consumer of every partition of the answer topic, from its current end.
-async fn listen_at_end(kafka: &KafkaArgs, timeout: Duration) -> anyhow::Result<StreamConsumer> {
+pub(crate) async fn listen_at_end(
+    kafka: &KafkaArgs,
+    timeout: Duration,
+) -> anyhow::Result<StreamConsumer> {
     let kafka = kafka.clone();
     tokio::task::spawn_blocking(move || {
         let group = format!("platformctl-predict-{}", Uuid::new_v4().simple());

@@ -1,5 +1,6 @@
 //! `platformctl load --verify` against both services built in this process: 200
-//! registrations, each notified exactly once.
+//! registrations, each notified exactly once. And the prediction targets: every request
+//! answered with scikit-learn's class, over HTTP and over Kafka request/reply.
 
 use std::process::Stdio;
 
@@ -28,14 +29,21 @@ async fn notification_service(db: &TestDatabase, kafka: &TestKafka) -> TestServe
     TestServer::start(app.local_addr(), |s| app.run(s))
 }
 
-/// Runs `platformctl load …` and returns its JSON report.
+/// Runs `platformctl load …` against the two event services and returns its report.
 async fn load(users: &TestServer, notifications: &TestServer, extra: &[&str]) -> Value {
+    let url = users.url("");
+    let notifications_url = notifications.url("");
+    let mut args = vec!["--url", &url, "--notifications-url", &notifications_url];
+    args.extend(["--admin-token", TOKEN]);
+    args.extend(extra);
+    platformctl_load(&args).await
+}
+
+/// Runs `platformctl load ARGS` and returns its JSON report.
+async fn platformctl_load(args: &[&str]) -> Value {
     let output = tokio::process::Command::new(env!("CARGO_BIN_EXE_platformctl"))
         .arg("load")
-        .args(["--url", &users.url("")])
-        .args(["--notifications-url", &notifications.url("")])
-        .args(["--admin-token", TOKEN])
-        .args(extra)
+        .args(args)
         .stdin(Stdio::null())
         .output()
         .await
@@ -89,4 +97,50 @@ async fn a_run_id_that_would_break_the_request_body_is_refused() {
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert!(!output.status.success(), "accepted: {stderr}");
     assert!(stderr.contains("--run-id must be"), "{stderr}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn prediction_load_gets_every_answer_right_over_http_and_kafka() {
+    let kafka = TestKafka::create(&Backend::from_env(), 3).await;
+    let results = format!("{}.results", kafka.args.topic);
+    kafka.create_topics(&[results.as_str()], 3).await;
+    let model = concat!(env!("CARGO_MANIFEST_DIR"), "/../models/wine-forest.onnx");
+    let mut config = prediction_service::Config::new(&kafka.args, model);
+    config.group_id = kafka.group.clone();
+    config.result_topic = results.clone();
+    config.reply_topic_prefix = results.clone();
+    let app = prediction_service::Application::build(&config)
+        .await
+        .expect("prediction-service");
+    let service = TestServer::start(app.local_addr(), |s| app.run(s));
+
+    let url = service.url("");
+    let brokers = kafka.args.bootstrap_servers.clone();
+    let runs = [
+        ("predict-http", vec!["--url", url.as_str()]),
+        (
+            "predict-kafka",
+            vec![
+                "--brokers",
+                brokers.as_str(),
+                "--request-topic",
+                kafka.args.topic.as_str(),
+                "--reply-topic",
+                results.as_str(),
+            ],
+        ),
+    ];
+    for (target, mut args) in runs {
+        args.extend(["--target", target, "--count", "300", "-c", "8", "--json"]);
+        let report = platformctl_load(&args).await;
+        assert_eq!(report["target"], target, "{report:#}");
+        assert_eq!(report["requests"], 300, "{report:#}");
+        assert_eq!(
+            report["created"], 300,
+            "every answer with the right class: {report:#}"
+        );
+        assert_eq!(report["errors"], 0, "{report:#}");
+        assert!(report["latency_ms"]["p99"].as_f64() >= report["latency_ms"]["p50"].as_f64());
+    }
+    service.stop().await;
 }

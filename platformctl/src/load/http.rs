@@ -13,11 +13,7 @@ use hyper::client::conn::http1::{self, SendRequest};
 use hyper::header::{CONTENT_TYPE, HOST};
 use hyper::{Request, StatusCode, Uri};
 use hyper_util::rt::TokioIo;
-use serde::Deserialize;
 use tokio::net::TcpStream;
-use uuid::Uuid;
-
-use super::target::Outcome;
 
 /// Longest wait for one answer.
 const REQUEST_TIMEOUT: Duration = Duration::from_secs(30);
@@ -29,11 +25,6 @@ pub struct Client {
     authority: String,
     path: String,
     idle: Mutex<Vec<SendRequest<Full<Bytes>>>>,
-}
-
-#[derive(Deserialize)]
-struct Created {
-    user_id: Uuid,
 }
 
 impl Client {
@@ -54,39 +45,27 @@ impl Client {
         })
     }
 
-    /// Posts `body`; a 201 answer must carry the new user's id. No answer within
-    /// [`REQUEST_TIMEOUT`] counts as a failure.
-    pub async fn post(&self, body: String) -> Outcome {
+    /// Posts `body`: the answer's status and body, or `None` when none came (within
+    /// [`REQUEST_TIMEOUT`]).
+    pub async fn post(&self, body: String) -> Option<(StatusCode, Bytes)> {
         tokio::time::timeout(REQUEST_TIMEOUT, self.exchange(body))
             .await
-            .unwrap_or(Outcome::Failed)
+            .ok()
+            .flatten()
     }
 
-    async fn exchange(&self, body: String) -> Outcome {
-        let Ok(mut sender) = self.connection().await else {
-            return Outcome::Failed;
-        };
+    async fn exchange(&self, body: String) -> Option<(StatusCode, Bytes)> {
+        let mut sender = self.connection().await.ok()?;
         let request = Request::post(self.path.as_str())
             .header(HOST, self.authority.as_str())
             .header(CONTENT_TYPE, "application/json")
             .body(Full::new(Bytes::from(body)));
-        let Ok(request) = request else {
-            return Outcome::Failed;
-        };
-        let Ok(response) = sender.send_request(request).await else {
-            return Outcome::Failed;
-        };
+        let response = sender.send_request(request.ok()?).await.ok()?;
         let status = response.status();
-        let Ok(body) = response.into_body().collect().await else {
-            return Outcome::Failed;
-        };
+        let body = response.into_body().collect().await.ok()?;
         // Only a connection whose answer was read completely is reused.
         self.give_back(sender);
-        if status != StatusCode::CREATED {
-            return Outcome::Refused(status.as_str().to_owned());
-        }
-        serde_json::from_slice::<Created>(&body.to_bytes())
-            .map_or(Outcome::Failed, |created| Outcome::Created(created.user_id))
+        Some((status, body.to_bytes()))
     }
 
     /// An idle connection, or a new one.

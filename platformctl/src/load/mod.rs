@@ -1,9 +1,11 @@
 //! `platformctl load`: drives `POST /register/` (or, with `--database-url`, the same
-//! registration transaction directly through the store) at a fixed concurrency or rate,
-//! and reports throughput and latency percentiles from an HDR histogram. `--verify` then
-//! waits until every created user was notified and checks each exactly once.
+//! registration transaction directly through the store), or the prediction-service
+//! (`--target predict-http|predict-kafka`), at a fixed concurrency or rate, and reports
+//! throughput and latency percentiles from an HDR histogram. `--verify` then waits until
+//! every created user was notified and checks each exactly once.
 
 mod http;
+mod predict;
 mod progress;
 mod report;
 mod target;
@@ -20,9 +22,26 @@ use hdrhistogram::Histogram;
 use report::{Report, Summary};
 use target::{Outcome, Target};
 
+/// What a load run drives.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum TargetKind {
+    /// `POST /register/` of the user-service at `--url` (or its store, `--database-url`).
+    Register,
+    /// `POST /predict` of the prediction-service at `--url`, one request each.
+    PredictHttp,
+    /// Prediction requests on `--request-topic` at `--brokers`, each answer awaited on
+    /// `--reply-topic` (sent as the `reply-to` header).
+    PredictKafka,
+}
+
 #[derive(Debug, Clone, Parser)]
 pub struct LoadArgs {
-    /// user-service base URL.
+    /// What to drive.
+    #[arg(long, value_enum, default_value_t = TargetKind::Register)]
+    target: TargetKind,
+
+    /// Service base URL: the user-service, or the prediction-service for
+    /// `--target predict-http` (e.g. http://127.0.0.1:8002).
     #[arg(
         long,
         env = "USER_SERVICE_URL",
@@ -35,6 +54,22 @@ pub struct LoadArgs {
     /// HTTP path is measured against.
     #[arg(long, hide_env_values = true, conflicts_with = "verify")]
     database_url: Option<String>,
+
+    /// Kafka bootstrap servers (`--target predict-kafka`).
+    #[arg(
+        long,
+        env = "KAFKA_BOOTSTRAP_SERVERS",
+        default_value = "127.0.0.1:9092"
+    )]
+    brokers: String,
+
+    /// Topic of prediction requests (`--target predict-kafka`).
+    #[arg(long, default_value = "prediction_requests")]
+    request_topic: String,
+
+    /// Topic the answers are awaited on (`--target predict-kafka`).
+    #[arg(long, default_value = "prediction_results")]
+    reply_topic: String,
 
     /// Requests in flight at once (one keep-alive connection each).
     #[arg(long, short = 'c', default_value_t = 8)]
@@ -129,6 +164,10 @@ impl Plan {
 pub async fn run(args: LoadArgs) -> anyhow::Result<()> {
     anyhow::ensure!(args.concurrency > 0, "--concurrency must be at least 1");
     anyhow::ensure!(args.rate.is_none_or(|r| r > 0.0), "--rate must be positive");
+    anyhow::ensure!(
+        args.target == TargetKind::Register || (!args.verify && args.database_url.is_none()),
+        "--verify and --database-url are for registrations only"
+    );
     let run_id = args
         .run_id
         .clone()
@@ -197,10 +236,10 @@ async fn worker(target: Arc<Target>, plan: Arc<Plan>) -> Tally {
         }
         let sent = due.unwrap_or_else(Instant::now);
         let sent_at = chrono::Utc::now();
-        let outcome = target.register(n).await;
+        let outcome = target.send(n).await;
         let micros = u64::try_from(sent.elapsed().as_micros()).unwrap_or(u64::MAX);
         tally.latency.saturating_record(micros.max(1));
-        plan.progress.record(outcome.is_created());
+        plan.progress.record(outcome.succeeded());
         *tally.statuses.entry(outcome.label()).or_default() += 1;
         if let Outcome::Created(user_id) = outcome {
             tally.created.push(verify::Created { user_id, sent_at });

@@ -5,6 +5,7 @@ use std::time::Duration;
 
 use serde::Serialize;
 
+use super::target::SUCCESS;
 use super::verify::Verification;
 use super::{LoadArgs, Tally};
 
@@ -22,11 +23,13 @@ pub struct Summary {
 #[derive(Debug, Serialize)]
 pub struct Report {
     pub run_id: String,
-    /// `http` (POST /register/) or `store` (the transaction alone).
+    /// `http` (POST /register/), `store` (the transaction alone), `predict-http` or
+    /// `predict-kafka`.
     pub target: &'static str,
     pub concurrency: usize,
     pub rate: Option<f64>,
     pub requests: u64,
+    /// Users created, or predictions answered with the expected class.
     pub created: u64,
     pub errors: u64,
     /// Answers other than 201 by status; `transport` when there was none.
@@ -46,11 +49,14 @@ impl Report {
         tally: &Tally,
     ) -> Self {
         let requests = tally.latency.len();
-        let created = tally.created.len() as u64;
+        let created = SUCCESS
+            .iter()
+            .filter_map(|label| tally.statuses.get(*label))
+            .sum();
         let errors_by_status: BTreeMap<String, u64> = tally
             .statuses
             .iter()
-            .filter(|(status, _)| status.as_str() != "201")
+            .filter(|(status, _)| !SUCCESS.contains(&status.as_str()))
             .map(|(status, n)| (status.clone(), *n))
             .collect();
         let secs = elapsed.as_secs_f64().max(1e-9);
@@ -88,10 +94,15 @@ impl Report {
         let rate = self
             .rate
             .map_or_else(|| "max".to_owned(), |r| format!("{r}/s"));
+        let (done, unit) = if self.target.starts_with("predict") {
+            ("answered", "predictions")
+        } else {
+            ("created", "registrations")
+        };
         let mut out = format!(
             "run {} against {}: concurrency {}, rate {rate}\n\
-             requests   {} in {:.2} s: {} created, {} errors\n\
-             throughput {:.1} registrations/s\n\
+             requests   {} in {:.2} s: {} {done}, {} errors\n\
+             throughput {:.1} {unit}/s\n\
              latency    {}\n",
             self.run_id,
             self.target,

@@ -1,16 +1,22 @@
-//! What a load run drives: the HTTP API, or the store's registration transaction alone.
+//! What a load run drives: registrations over HTTP or straight through the store, or
+//! predictions over HTTP or Kafka request/reply.
 
+use hyper::StatusCode;
+use serde::Deserialize;
 use service_kit::kafka::KafkaArgs;
 use user_service::domain::NewUser;
 use user_service::store::{RegisterError, User, UserStore};
 use uuid::Uuid;
 
-use super::LoadArgs;
 use super::http::Client;
+use super::predict::{KafkaRoundTrip, Requests, judge};
+use super::{LoadArgs, TargetKind};
 
 /// The result of one registration.
 pub enum Outcome {
     Created(Uuid),
+    /// A prediction answered with the expected class.
+    Answered,
     /// An HTTP status other than 201, or a store error kind.
     Refused(String),
     /// No answer: connection, timeout or body errors.
@@ -18,23 +24,35 @@ pub enum Outcome {
 }
 
 impl Outcome {
-    pub fn is_created(&self) -> bool {
-        matches!(self, Self::Created(_))
+    /// Created, or answered right: what the throughput counts.
+    pub fn succeeded(&self) -> bool {
+        matches!(self, Self::Created(_) | Self::Answered)
     }
 
     /// The key under which the report counts it.
     pub fn label(&self) -> String {
         match self {
-            Self::Created(_) => "201".to_owned(),
+            Self::Created(_) => SUCCESS[0].to_owned(),
+            Self::Answered => SUCCESS[1].to_owned(),
             Self::Refused(label) => label.clone(),
             Self::Failed => "transport".to_owned(),
         }
     }
 }
 
+/// The labels of [`Outcome::succeeded`] answers.
+pub const SUCCESS: [&str; 2] = ["201", "ok"];
+
 pub enum Driver {
     Http(Client),
     Store(UserStore),
+    PredictHttp(Client, Requests),
+    PredictKafka(KafkaRoundTrip, Requests),
+}
+
+#[derive(Deserialize)]
+struct Created {
+    user_id: Uuid,
 }
 
 pub struct Target {
@@ -45,12 +63,18 @@ pub struct Target {
 
 impl Target {
     pub async fn connect(args: &LoadArgs, run_id: &str) -> anyhow::Result<Self> {
-        let driver = match &args.database_url {
-            Some(url) => Driver::Store(store(url, args.concurrency).await?),
-            None => Driver::Http(Client::new(&format!(
-                "{}/register/",
-                args.url.trim_end_matches('/')
-            ))?),
+        let endpoint = |path: &str| format!("{}{path}", args.url.trim_end_matches('/'));
+        let driver = match (args.target, &args.database_url) {
+            (TargetKind::Register, Some(url)) => Driver::Store(store(url, args.concurrency).await?),
+            (TargetKind::Register, None) => Driver::Http(Client::new(&endpoint("/register/"))?),
+            (TargetKind::PredictHttp, _) => {
+                Driver::PredictHttp(Client::new(&endpoint("/predict"))?, Requests::load()?)
+            }
+            (TargetKind::PredictKafka, _) => Driver::PredictKafka(
+                KafkaRoundTrip::connect(&args.brokers, &args.request_topic, &args.reply_topic)
+                    .await?,
+                Requests::load()?,
+            ),
         };
         Ok(Self {
             driver,
@@ -67,21 +91,58 @@ impl Target {
         match self.driver {
             Driver::Http(_) => "http",
             Driver::Store(_) => "store",
+            Driver::PredictHttp(..) => "predict-http",
+            Driver::PredictKafka(..) => "predict-kafka",
         }
     }
 
-    /// Registers user number `n` of this run.
-    pub async fn register(&self, n: u64) -> Outcome {
-        let user_name = format!("Load {n}");
-        let email = format!("load-{}-{n}@example.com", self.run_id);
+    /// Sends request number `n` of this run.
+    pub async fn send(&self, n: u64) -> Outcome {
         match &self.driver {
-            // Both fields are plain ASCII made here: no JSON escaping needed.
             Driver::Http(client) => {
+                let (user_name, email) = self.user(n);
+                // Both fields are plain ASCII made here: no JSON escaping needed.
                 let body = format!(r#"{{"user_name":"{user_name}","email":"{email}"}}"#);
-                client.post(body).await
+                registered(client.post(body).await)
             }
-            Driver::Store(store) => direct(store, &user_name, &email).await,
+            Driver::Store(store) => {
+                let (user_name, email) = self.user(n);
+                direct(store, &user_name, &email).await
+            }
+            Driver::PredictHttp(client, requests) => {
+                let (body, expected) = requests.body(n, &Uuid::new_v4().to_string());
+                predicted(client.post(body).await, expected)
+            }
+            Driver::PredictKafka(round_trip, requests) => round_trip.ask(requests, n).await,
         }
+    }
+
+    fn user(&self, n: u64) -> (String, String) {
+        (
+            format!("Load {n}"),
+            format!("load-{}-{n}@example.com", self.run_id),
+        )
+    }
+}
+
+/// A 201 must carry the new user's id.
+fn registered(reply: Option<(StatusCode, bytes::Bytes)>) -> Outcome {
+    match reply {
+        None => Outcome::Failed,
+        Some((StatusCode::CREATED, body)) => serde_json::from_slice::<Created>(&body)
+            .map_or(Outcome::Failed, |created| Outcome::Created(created.user_id)),
+        Some((status, _)) => Outcome::Refused(status.as_str().to_owned()),
+    }
+}
+
+/// A 200 must carry the expected class.
+fn predicted(reply: Option<(StatusCode, bytes::Bytes)>, expected: i64) -> Outcome {
+    match reply {
+        None => Outcome::Failed,
+        Some((StatusCode::OK, body)) => {
+            serde_json::from_slice(&body).map_or(Outcome::Failed, |answer| judge(&answer, expected))
+        }
+        Some((status, _)) => Outcome::Refused(status.as_str().to_owned()),
     }
 }
 
