@@ -195,6 +195,22 @@ impl Stack {
         service
     }
 
+    /// A prediction-service on the stack's topic (requests) answering to `results`.
+    pub async fn prediction_service(&self, results: &str) -> Service {
+        let model = workspace().join("models/wine-forest.onnx");
+        let service = self.spawn(
+            "prediction-service",
+            &[
+                ("KAFKA_GROUP_ID", self.kafka.group.clone()),
+                ("KAFKA_RESULT_TOPIC", results.to_owned()),
+                ("KAFKA_REPLY_TOPIC_PREFIX", results.to_owned()),
+                ("MODEL_PATH", model.display().to_string()),
+            ],
+        );
+        wait_live(&service).await;
+        service
+    }
+
     /// User ids in the user database.
     pub async fn users(&self) -> HashSet<String> {
         query_column(&self.users_db.url, "SELECT user_id FROM users").await

@@ -12,6 +12,7 @@ mod harness;
 #[path = "../cluster/netns.rs"]
 mod netns;
 mod partition;
+mod prediction;
 mod proxy;
 mod sasl;
 
