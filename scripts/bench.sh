@@ -10,6 +10,7 @@
 #   BENCH_DRAIN      outbox rows per drain run (default 100000); the consumer catch-up
 #                    then reads the 2 x BENCH_DRAIN events of the two drain runs
 #   BENCH_WARMUP     seconds of warm-up load, not reported (default 20)
+#   BENCH_PREDICT_LEVELS  concurrency levels of Kafka request/reply (default "64 256 1024")
 #   BENCH_OUT        report file (default docs/benchmarks.md)
 #
 # What it measures, in one run so that ratios share the machine's state:
@@ -373,7 +374,8 @@ predict_load rest-half --target predict-http --url "http://127.0.0.1:$PRED_PORT"
 REST_HALF_P99=$(json "$WORK/rest-half.json" 'round(d["latency_ms"]["p99"], 2)')
 REST_HALF_ROW="$(json "$WORK/rest-half.json" '"| %.0f | %.2f | %.2f | %.2f | %d |" % (d["throughput_per_second"], d["latency_ms"]["p50"], d["latency_ms"]["p99"], d["latency_ms"]["max"], d["errors"])')"
 KAFKA_ROWS="" KAFKA_BEST=0
-for c in ${BENCH_PREDICT_LEVELS:-"64 256 1024"}; do
+PREDICT_LEVELS=${BENCH_PREDICT_LEVELS:-64 256 1024}
+for c in $PREDICT_LEVELS; do
   log "request/reply over Kafka at concurrency $c"
   predict_load "kafka-$c" --target predict-kafka --brokers "$TEST_KAFKA_BROKERS" \
     --request-topic "$PRED_REQUESTS" --reply-topic "$PRED_RESULTS" -c "$c"
