@@ -2,9 +2,12 @@
 //! so that no statement holds its locks for long, on a timer, until shutdown.
 
 use std::future::Future;
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::Duration;
+
+use chrono::{DateTime, TimeDelta, Utc};
 
 use crate::Shutdown;
+use crate::db::codec::Micros;
 use crate::db::{Database, DbError, Dialect};
 
 /// How often and in what batches the expired rows of a service's tables are deleted.
@@ -69,8 +72,8 @@ pub fn format_duration(duration: Duration) -> String {
         )
 }
 
-/// A table whose rows expire: rows whose `column` (microseconds since the Unix epoch,
-/// indexed) is older than the window are deleted.
+/// A table whose rows expire: rows whose `column` (a stored time, [`Micros`], indexed)
+/// is older than the window are deleted.
 #[derive(Debug, Clone, Copy)]
 pub struct ExpiringTable {
     pub table: &'static str,
@@ -103,17 +106,15 @@ impl ExpiringTable {
         batch_rows: u32,
     ) -> Result<u64, DbError> {
         // Before the epoch (a window longer than the clock's age) nothing is old enough.
-        let cutoff = SystemTime::now()
-            .checked_sub(window)
-            .and_then(|t| t.duration_since(UNIX_EPOCH).ok())
-            .map_or(0, |since| {
-                i64::try_from(since.as_micros()).unwrap_or(i64::MAX)
-            });
+        let cutoff = TimeDelta::from_std(window)
+            .ok()
+            .and_then(|window| Utc::now().checked_sub_signed(window))
+            .map_or(DateTime::UNIX_EPOCH, |t| t.max(DateTime::UNIX_EPOCH));
         let sql = self.delete_batch_sql(db.dialect(), batch_rows);
         let mut deleted = 0;
         loop {
             let query = sqlx::query(sqlx::AssertSqlSafe(sql.clone()))
-                .bind(cutoff)
+                .bind(Micros(cutoff))
                 .execute(db.pool());
             let batch = db.timed(query).await?.rows_affected();
             deleted += batch;

@@ -1,6 +1,7 @@
 //! Database pool over sqlx's `Any` driver: MySQL/MariaDB in production, SQLite for the
 //! embedded run and fast tests, with one portable query set (see docs/architecture.md).
 
+pub mod codec;
 mod own;
 
 use std::future::Future;
