@@ -16,6 +16,7 @@ use rdkafka::message::{Header, OwnedHeaders};
 use rdkafka::producer::{FutureProducer, FutureRecord, Producer};
 use rdkafka::util::Timeout;
 use service_kit::Shutdown;
+use service_kit::db::codec::{Micros, UuidText};
 use service_kit::db::{Database, DbError, Dialect, OwnConnection};
 use service_kit::telemetry;
 use sqlx::any::AnyRow;
@@ -274,20 +275,29 @@ impl Relay {
     }
 
     async fn update_backlog(&self) {
+        let (backlog, oldest) = match self.backlog().await {
+            Ok(backlog) => backlog,
+            // An outage already shows in the relay's own failures; anything else is a bug.
+            Err(error) if error.is_unavailable() => return,
+            Err(error) => {
+                tracing::warn!(%error, "outbox backlog not read");
+                return;
+            }
+        };
+        self.metrics.outbox_backlog.set(backlog);
+        let age = oldest.map_or(0.0, |t| {
+            (Utc::now() - t).to_std().unwrap_or_default().as_secs_f64()
+        });
+        self.metrics.outbox_oldest_age.set(age);
+    }
+
+    /// Rows in the outbox, and when the oldest was written (none when empty).
+    async fn backlog(&self) -> Result<(i64, Option<DateTime<Utc>>), DbError> {
         let query = sqlx::query("SELECT COUNT(*) AS n, MIN(created_at) AS oldest FROM outbox")
             .fetch_one(self.db.pool());
-        let Ok(row) = self.db.timed(query).await else {
-            return;
-        };
-        let backlog: i64 = row.try_get("n").unwrap_or_default();
-        let oldest: Option<i64> = row.try_get("oldest").unwrap_or_default();
-        self.metrics.outbox_backlog.set(backlog);
-        let age = oldest
-            .and_then(DateTime::from_timestamp_micros)
-            .map_or(0.0, |t| {
-                (Utc::now() - t).to_std().unwrap_or_default().as_secs_f64()
-            });
-        self.metrics.outbox_oldest_age.set(age);
+        let row = self.db.timed(query).await?;
+        let oldest: Option<Micros> = row.try_get("oldest")?;
+        Ok((row.try_get("n")?, oldest.map(|Micros(t)| t)))
     }
 }
 
@@ -312,14 +322,15 @@ fn publish_span(topic: &str, row: &OutboxRow) -> tracing::Span {
 }
 
 fn outbox_row(row: &AnyRow) -> Result<OutboxRow, sqlx::Error> {
-    let event_id: String = row.try_get("event_id")?;
-    let created_at: i64 = row.try_get("created_at")?;
+    let UuidText(event_id) = row.try_get("event_id")?;
+    let Micros(created_at) = row.try_get("created_at")?;
     Ok(OutboxRow {
         id: row.try_get("id")?,
-        event_id: Uuid::parse_str(&event_id).map_err(|e| sqlx::Error::Decode(Box::new(e)))?,
+        event_id,
+        // The Kafka key is the user id's stored text, sent as it is.
         key: row.try_get("aggregate_id")?,
         payload: row.try_get("payload")?,
         traceparent: row.try_get("traceparent")?,
-        created_at: DateTime::from_timestamp_micros(created_at).unwrap_or_default(),
+        created_at,
     })
 }

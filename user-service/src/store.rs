@@ -2,6 +2,7 @@
 
 use chrono::{DateTime, Utc};
 use events::UserRegistered;
+use service_kit::db::codec::{self, Micros, UuidText};
 use service_kit::db::{Database, DbError};
 use service_kit::housekeeping::ExpiringTable;
 use sqlx::Row;
@@ -26,7 +27,7 @@ impl User {
             user_id: Uuid::now_v7(),
             user_name: new_user.user_name.clone(),
             email: new_user.email.clone(),
-            created_at: now_micros_precision(),
+            created_at: codec::now(),
         }
     }
 }
@@ -103,8 +104,8 @@ impl UserStore {
         remember: Option<(&str, &StoredResponse)>,
         failed_at: &mut Step,
     ) -> Result<(), sqlx::Error> {
-        let created_at = user.created_at.timestamp_micros();
-        let user_id = user.user_id.to_string();
+        let created_at = Micros(user.created_at);
+        let user_id = UuidText(user.user_id);
         let mut tx = self.db.pool().begin().await?;
         if let Some((key, response)) = remember {
             *failed_at = Step::Key;
@@ -125,7 +126,7 @@ impl UserStore {
         sqlx::query(
             "INSERT INTO users (user_id, user_name, email, email_key, created_at) VALUES (?, ?, ?, ?, ?)",
         )
-        .bind(&user_id)
+        .bind(user_id)
         .bind(user.user_name.as_ref())
         .bind(user.email.as_ref())
         .bind(user.email.key())
@@ -136,8 +137,8 @@ impl UserStore {
         sqlx::query(
             "INSERT INTO outbox (event_id, aggregate_id, payload, traceparent, created_at) VALUES (?, ?, ?, ?, ?)",
         )
-        .bind(Uuid::now_v7().to_string())
-        .bind(&user_id)
+        .bind(UuidText(Uuid::now_v7()))
+        .bind(user_id)
         .bind(String::from_utf8_lossy(&event_body(user).to_json()).into_owned())
         .bind(traceparent)
         .bind(created_at)
@@ -181,7 +182,7 @@ impl UserStore {
 
     pub async fn get(&self, user_id: Uuid) -> Result<Option<User>, DbError> {
         let row = sqlx::query(GET_USER)
-            .bind(user_id.to_string())
+            .bind(UuidText(user_id))
             .fetch_optional(self.db.pool());
         let row = self.db.timed(row).await?;
         row.map(|r| user_from_row(&r)).transpose()
@@ -190,7 +191,8 @@ impl UserStore {
     /// Users ordered by id (ids are time-ordered UUIDv7), starting after `after`.
     pub async fn list(&self, limit: u32, after: Option<Uuid>) -> Result<Vec<User>, DbError> {
         let rows = sqlx::query(LIST_USERS)
-            .bind(after.map(|u| u.to_string()).unwrap_or_default())
+            // The nil id sorts before every stored (time-ordered) one.
+            .bind(UuidText(after.unwrap_or(Uuid::nil())))
             .bind(i64::from(limit))
             .fetch_all(self.db.pool());
         let rows = self.db.timed(rows).await?;
@@ -208,20 +210,13 @@ pub fn event_body(user: &User) -> UserRegistered {
     }
 }
 
-/// Current time truncated to microseconds, the precision the database keeps, so that the
-/// answer to a registration equals what a later read returns.
-fn now_micros_precision() -> DateTime<Utc> {
-    let now = Utc::now();
-    DateTime::from_timestamp_micros(now.timestamp_micros()).unwrap_or(now)
-}
-
 fn user_from_row(row: &AnyRow) -> Result<User, DbError> {
-    let user_id: String = row.try_get("user_id")?;
-    let created_at: i64 = row.try_get("created_at")?;
+    let UuidText(user_id) = row.try_get("user_id")?;
+    let Micros(created_at) = row.try_get("created_at")?;
     Ok(User {
-        user_id: Uuid::parse_str(&user_id).map_err(|e| sqlx::Error::Decode(Box::new(e)))?,
+        user_id,
         user_name: UserName::from_stored(row.try_get("user_name")?),
         email: Email::from_stored(row.try_get("email")?),
-        created_at: DateTime::from_timestamp_micros(created_at).unwrap_or_default(),
+        created_at,
     })
 }
