@@ -3,6 +3,7 @@
 use std::collections::HashMap;
 
 use chrono::{DateTime, Utc};
+use service_kit::db::codec::{Micros, UuidText};
 use service_kit::db::{Database, DbError};
 use service_kit::housekeeping::ExpiringTable;
 use sqlx::any::AnyRow;
@@ -21,6 +22,13 @@ pub struct Notification {
     pub delivered_at: DateTime<Utc>,
     /// The record attempt that wrote the row (nil for rows older than the column).
     pub recorded_by: Uuid,
+}
+
+/// Who was notified and when: what a check of a load run's deliveries reads.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Delivery {
+    pub user_id: Uuid,
+    pub delivered_at: DateTime<Utc>,
 }
 
 /// Whether recording created the row or found it already there.
@@ -67,7 +75,7 @@ impl NotificationStore {
     /// The attempt that recorded the event, if it was delivered already.
     pub async fn recorded_by(&self, event_id: Uuid) -> Result<Option<Uuid>, DbError> {
         let query = sqlx::query("SELECT recorded_by FROM notifications WHERE event_id = ?")
-            .bind(event_id.to_string())
+            .bind(UuidText(event_id))
             .fetch_optional(self.db.pool());
         self.db
             .timed(query)
@@ -83,14 +91,14 @@ impl NotificationStore {
             "INSERT INTO notifications (event_id, user_id, user_name, email, channel, event_time, delivered_at, recorded_by) \
              VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
         )
-        .bind(n.event_id.to_string())
-        .bind(n.user_id.to_string())
+        .bind(UuidText(n.event_id))
+        .bind(UuidText(n.user_id))
         .bind(&n.user_name)
         .bind(&n.email)
         .bind(&n.channel)
-        .bind(n.event_time.timestamp_micros())
-        .bind(n.delivered_at.timestamp_micros())
-        .bind(n.recorded_by.to_string())
+        .bind(Micros(n.event_time))
+        .bind(Micros(n.delivered_at))
+        .bind(UuidText(n.recorded_by))
         .execute(self.db.pool());
         match self.db.timed(insert).await {
             Ok(_) => Ok(Recorded::New),
@@ -119,14 +127,17 @@ impl NotificationStore {
         let ids = event_ids.iter().chain(std::iter::repeat(last)).take(padded);
         let query = ids
             .fold(sqlx::query(sqlx::AssertSqlSafe(sql)), |q, id| {
-                q.bind(id.to_string())
+                q.bind(UuidText(*id))
             })
             .fetch_all(conn);
         self.db
             .timed(query)
             .await?
             .iter()
-            .map(|row| Ok((uuid(row, "event_id")?, attempt(row)?)))
+            .map(|row| {
+                let UuidText(event_id) = row.try_get("event_id")?;
+                Ok((event_id, attempt(row)?))
+            })
             .collect()
     }
 
@@ -164,14 +175,14 @@ impl NotificationStore {
         let query = notifications
             .iter()
             .fold(sqlx::query(sqlx::AssertSqlSafe(sql)), |q, n| {
-                q.bind(n.event_id.to_string())
-                    .bind(n.user_id.to_string())
+                q.bind(UuidText(n.event_id))
+                    .bind(UuidText(n.user_id))
                     .bind(n.user_name.clone())
                     .bind(n.email.clone())
                     .bind(n.channel.clone())
-                    .bind(n.event_time.timestamp_micros())
-                    .bind(n.delivered_at.timestamp_micros())
-                    .bind(n.recorded_by.to_string())
+                    .bind(Micros(n.event_time))
+                    .bind(Micros(n.delivered_at))
+                    .bind(UuidText(n.recorded_by))
             })
             .execute(conn);
         self.db.timed(query).await.map(drop)
@@ -187,6 +198,29 @@ impl NotificationStore {
         .fetch_all(self.db.pool());
         self.db.timed(query).await?.iter().map(from_row).collect()
     }
+
+    /// The deliveries to every email address that starts with `prefix`, in no order: no
+    /// size limit, unlike [`Self::latest`], and no request deadline, since it serves tools
+    /// that check a whole load run (`platformctl load --verify`), not requests.
+    pub async fn deliveries_to_emails_starting(
+        &self,
+        prefix: &str,
+    ) -> Result<Vec<Delivery>, DbError> {
+        // `!` escapes LIKE's wildcards in the prefix: a backslash would need doubling in
+        // MySQL's string literals but not in SQLite's.
+        let pattern = prefix
+            .replace('!', "!!")
+            .replace('%', "!%")
+            .replace('_', "!_")
+            + "%";
+        let rows = sqlx::query(
+            "SELECT user_id, delivered_at FROM notifications WHERE email LIKE ? ESCAPE '!'",
+        )
+        .bind(pattern)
+        .fetch_all(self.db.pool())
+        .await?;
+        rows.iter().map(delivery).collect()
+    }
 }
 
 /// `rows` groups of `columns` placeholders: `?` or `(?, ?), (?, ?)`.
@@ -199,33 +233,34 @@ fn placeholders(rows: usize, columns: usize) -> String {
     vec![row; rows].join(", ")
 }
 
-fn uuid(row: &AnyRow, column: &str) -> Result<Uuid, DbError> {
-    let text: String = row.try_get(column)?;
-    Uuid::parse_str(&text).map_err(|e| DbError::Sqlx(sqlx::Error::Decode(Box::new(e))))
-}
-
 /// `recorded_by`; rows written before the column existed have none.
 fn attempt(row: &AnyRow) -> Result<Uuid, DbError> {
-    let text: Option<String> = row.try_get("recorded_by")?;
-    text.map_or(Ok(Uuid::nil()), |text| {
-        Uuid::parse_str(&text).map_err(|e| DbError::Sqlx(sqlx::Error::Decode(Box::new(e))))
+    let attempt: Option<UuidText> = row.try_get("recorded_by")?;
+    Ok(attempt.map_or(Uuid::nil(), |UuidText(id)| id))
+}
+
+fn delivery(row: &AnyRow) -> Result<Delivery, DbError> {
+    let (UuidText(user_id), Micros(delivered_at)) =
+        (row.try_get("user_id")?, row.try_get("delivered_at")?);
+    Ok(Delivery {
+        user_id,
+        delivered_at,
     })
 }
 
-fn time(row: &AnyRow, column: &str) -> Result<DateTime<Utc>, DbError> {
-    let micros: i64 = row.try_get(column)?;
-    Ok(DateTime::from_timestamp_micros(micros).unwrap_or_default())
-}
-
 fn from_row(row: &AnyRow) -> Result<Notification, DbError> {
+    let (UuidText(event_id), UuidText(user_id)) =
+        (row.try_get("event_id")?, row.try_get("user_id")?);
+    let (Micros(event_time), Micros(delivered_at)) =
+        (row.try_get("event_time")?, row.try_get("delivered_at")?);
     Ok(Notification {
-        event_id: uuid(row, "event_id")?,
-        user_id: uuid(row, "user_id")?,
+        event_id,
+        user_id,
         user_name: row.try_get("user_name")?,
         email: row.try_get("email")?,
         channel: row.try_get("channel")?,
-        event_time: time(row, "event_time")?,
-        delivered_at: time(row, "delivered_at")?,
+        event_time,
+        delivered_at,
         recorded_by: attempt(row)?,
     })
 }
