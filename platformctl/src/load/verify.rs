@@ -7,8 +7,9 @@ use std::time::{Duration, Instant};
 use anyhow::Context;
 use chrono::{DateTime, Utc};
 use clap::Args;
+use notification_service::store::{Delivery, NotificationStore};
 use serde::Serialize;
-use sqlx::Row;
+use service_kit::db::Database;
 use uuid::Uuid;
 
 use super::report::Summary;
@@ -61,19 +62,13 @@ pub struct Verification {
     pub end_to_end_latency_ms: Summary,
 }
 
-/// One recorded delivery.
-struct Delivery {
-    user_id: Uuid,
-    delivered_at: DateTime<Utc>,
-}
-
 enum Source {
     Api {
         client: reqwest::Client,
         url: String,
         token: Option<String>,
     },
-    Database(sqlx::AnyPool),
+    Database(NotificationStore),
 }
 
 pub async fn check(
@@ -139,13 +134,10 @@ fn tally(created: &[Created], rows: &[Delivery], wait_seconds: f64) -> Verificat
 impl Source {
     async fn open(args: &VerifyArgs, created: usize) -> anyhow::Result<Self> {
         if let Some(url) = &args.notifications_database_url {
-            sqlx::any::install_default_drivers();
-            let pool = sqlx::any::AnyPoolOptions::new()
-                .max_connections(1)
-                .connect(url)
+            let db = Database::connect(url, 1)
                 .await
                 .context("cannot connect to the notification database")?;
-            return Ok(Self::Database(pool));
+            return Ok(Self::Database(NotificationStore::new(db)));
         }
         anyhow::ensure!(
             created <= 1000,
@@ -167,7 +159,10 @@ impl Source {
             Self::Api { client, url, token } => {
                 from_api(client, url, token.as_deref(), prefix).await
             }
-            Self::Database(pool) => from_database(pool, prefix).await,
+            Self::Database(store) => store
+                .deliveries_to_emails_starting(prefix)
+                .await
+                .context("reading notifications"),
         }
     }
 }
@@ -199,24 +194,6 @@ async fn from_api(
             })
         })
         .collect())
-}
-
-async fn from_database(pool: &sqlx::AnyPool, prefix: &str) -> anyhow::Result<Vec<Delivery>> {
-    let rows = sqlx::query("SELECT user_id, delivered_at FROM notifications WHERE email LIKE ?")
-        .bind(format!("{prefix}%"))
-        .fetch_all(pool)
-        .await
-        .context("reading notifications")?;
-    rows.iter()
-        .map(|row| {
-            let user_id: String = row.try_get("user_id")?;
-            let micros: i64 = row.try_get("delivered_at")?;
-            Ok(Delivery {
-                user_id: user_id.parse()?,
-                delivered_at: DateTime::from_timestamp_micros(micros).unwrap_or_default(),
-            })
-        })
-        .collect()
 }
 
 #[cfg(test)]
