@@ -20,7 +20,8 @@
 #      the limit at the same concurrency;
 #   3. end-to-end latency (request sent -> notification recorded) at half the best
 #      throughput (`--rate`, `--verify`);
-#   4. outbox drain: rows inserted with no relay running, then a user-service with the
+#   4. outbox drain: registrations (user + outbox row) written through the store with no
+#      relay running (`platformctl load --database-url`), then a user-service with the
 #      relay started; time until the outbox is empty;
 #   5. consumer catch-up: the drained events already in the topic, a fresh
 #      notification-service group; time until all are delivered and recorded;
@@ -262,7 +263,8 @@ stop_service "$USERS_PID"
 stop_service "$NOTIF_PID"
 USERS_PID=0 NOTIF_PID=0
 
-# 4: outbox drain. Rows are inserted with no relay running (as after a Kafka outage),
+# 4: outbox drain. Registrations are written through the user-service store with no relay
+# running (as after a Kafka outage), so the rows and their events are the service's own;
 # then one user-service with its relay starts. Twice, into one topic: the second run is
 # the noise check, and together they feed the consumer catch-up.
 DRAIN_TOPIC=bench-drain-$RUN
@@ -272,20 +274,16 @@ log "migrating the drain database"
 start_service user-service DATABASE_URL="$DRAIN_DB" KAFKA_TOPIC="$DRAIN_TOPIC" OUTBOX_RELAY=false
 stop_service "$STARTED_PID"
 fill_outbox() {
-  local from=$1 to=$2
-  sql "${DBS[2]}" "INSERT INTO outbox (event_id, aggregate_id, payload, traceparent, created_at)
-    SELECT e, u, CONCAT('{\"user_id\":\"', u, '\",\"user_name\":\"Drain ', seq,
-      '\",\"email\":\"drain-', seq, '@example.com\",\"registered_at\":\"2026-01-01T00:00:00Z\"}'),
-      NULL, UNIX_TIMESTAMP(NOW(6)) * 1000000
-    FROM (SELECT seq, UUID() AS e, UUID() AS u FROM seq_${from}_to_${to}) AS s"
+  local round=$1
+  load --database-url "$DRAIN_DB" -c 64 --count "$DRAIN_ROWS" --run-id "drain-$RUN-$round" \
+    >"$WORK/fill-$round.json" || die "filling the outbox failed: $(cat "$WORK/fill-$round.json")"
 }
 DRAIN_ROWS_MD=""
 DRAIN_RATES=""
 RELAY_RSS=0
 for round in 1 2; do
-  from=$(((round - 1) * DRAIN_ROWS + 1)) to=$((round * DRAIN_ROWS))
   log "outbox drain $round: inserting $DRAIN_ROWS rows"
-  fill_outbox "$from" "$to"
+  fill_outbox "$round"
   start_service user-service DATABASE_URL="$DRAIN_DB" KAFKA_TOPIC="$DRAIN_TOPIC" OUTBOX_BATCH_SIZE="${BENCH_OUTBOX_BATCH:-500}"
   t0=$(now_ms)
   sample_rss "$STARTED_PID" "$WORK/relay.rss" & PIDS+=($!)
