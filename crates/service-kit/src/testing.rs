@@ -4,6 +4,8 @@
 //! `TEST_KAFKA_BROKERS`). A real backend that is asked for but missing fails the test with
 //! a message saying what is missing; nothing is skipped.
 
+pub mod schema;
+
 use std::time::Duration;
 
 use rdkafka::mocking::MockCluster;
