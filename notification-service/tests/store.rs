@@ -184,3 +184,39 @@ async fn a_connection_kept_after_a_failed_multi_statement_batch_is_outside_its_t
         HashSet::from([first.event_id, next.event_id])
     );
 }
+
+#[tokio::test]
+async fn deliveries_are_found_by_email_prefix_with_wildcards_taken_literally() {
+    let (_test_db, db) = database().await;
+    let store = NotificationStore::new(db.clone());
+    let emails = [
+        "run_1-a@example.com",
+        "run_1-b@example.com",
+        "runX1-c@example.com",
+    ];
+    let rows: Vec<Notification> = emails
+        .iter()
+        .enumerate()
+        .map(|(i, email)| Notification {
+            email: (*email).to_owned(),
+            ..notification(i)
+        })
+        .collect();
+    record_all(&db, &rows).await.expect("record");
+
+    // `_` is LIKE's one-character wildcard: here it must match only itself.
+    let found = store
+        .deliveries_to_emails_starting("run_1-")
+        .await
+        .expect("deliveries");
+
+    let expected: HashSet<(Uuid, i64)> = rows[..2]
+        .iter()
+        .map(|n| (n.user_id, n.delivered_at.timestamp_micros()))
+        .collect();
+    let found: HashSet<(Uuid, i64)> = found
+        .iter()
+        .map(|d| (d.user_id, d.delivered_at.timestamp_micros()))
+        .collect();
+    assert_eq!(found, expected);
+}
