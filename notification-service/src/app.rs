@@ -20,6 +20,9 @@ use crate::metrics::NotificationMetrics;
 use crate::retention::Retention;
 use crate::store::NotificationStore;
 
+// Tools and tests connect to a service's database as the service itself does.
+pub use service_kit::app::connect_and_migrate;
+
 static MIGRATIONS: Migrations = service_kit::migrations!();
 
 const LAG_REPORT_INTERVAL: Duration = Duration::from_secs(5);
@@ -35,7 +38,7 @@ pub struct Application {
 impl Application {
     /// Connects, migrates, creates the Kafka clients and binds; port 0 picks a free port.
     pub async fn build(config: &Config) -> anyhow::Result<Self> {
-        let db = service_kit::app::connect_and_migrate(config).await?;
+        let db = connect_and_migrate(config).await?;
         Self::with_database(config, db).await
     }
 

@@ -34,7 +34,7 @@ fn delivered(minutes_ago: i64) -> Notification {
 
 async fn store_of(backends: &Backends) -> NotificationStore {
     let config = backends.config();
-    let db: Database = service_kit::app::connect_and_migrate(&config)
+    let db: Database = notification_service::app::connect_and_migrate(&config)
         .await
         .expect("migrated database");
     NotificationStore::new(db)

@@ -15,7 +15,7 @@ async fn database() -> (TestDatabase, Database) {
         test_db.url.clone(),
         KafkaArgs::new("unused:9092", "unused"),
     );
-    let db = service_kit::app::connect_and_migrate(&config)
+    let db = notification_service::app::connect_and_migrate(&config)
         .await
         .expect("migrated database");
     (test_db, db)

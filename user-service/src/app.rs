@@ -20,6 +20,9 @@ use crate::metrics::UserMetrics;
 use crate::outbox::Relay;
 use crate::store::UserStore;
 
+// Tools and tests connect to a service's database as the service itself does.
+pub use service_kit::app::connect_and_migrate;
+
 static MIGRATIONS: Migrations = service_kit::migrations!();
 
 /// A bound, ready-to-run user-service.
@@ -39,7 +42,7 @@ struct Housekeeping {
 impl Application {
     /// Connects, migrates and binds; port 0 picks a free port (tests).
     pub async fn build(config: &Config) -> anyhow::Result<Self> {
-        let db = service_kit::app::connect_and_migrate(config).await?;
+        let db = connect_and_migrate(config).await?;
         Self::with_database(config, db).await
     }
 
