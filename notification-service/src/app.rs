@@ -5,13 +5,12 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context;
-use axum::Router;
 use rdkafka::producer::FutureProducer;
 use service_kit::Shutdown;
+use service_kit::app::{DatabaseService, DatabaseSettings, HttpServer, Migrations};
 use service_kit::auth::AdminToken;
+use service_kit::config::CommonArgs;
 use service_kit::db::{Database, OwnConnection};
-use sqlx::migrate::Migrator;
-use tokio::net::TcpListener;
 
 use crate::api::{AppState, router};
 use crate::config::Config;
@@ -21,27 +20,19 @@ use crate::metrics::NotificationMetrics;
 use crate::retention::Retention;
 use crate::store::NotificationStore;
 
-static MYSQL_MIGRATIONS: Migrator = sqlx::migrate!("./migrations/mysql");
-static SQLITE_MIGRATIONS: Migrator = sqlx::migrate!("./migrations/sqlite");
+// Tools and tests connect to a service's database as the service itself does.
+pub use service_kit::app::connect_and_migrate;
+
+static MIGRATIONS: Migrations = service_kit::migrations!();
 
 const LAG_REPORT_INTERVAL: Duration = Duration::from_secs(5);
 
 /// A bound, ready-to-run notification-service.
 pub struct Application {
-    listener: TcpListener,
-    router: Router,
+    http: HttpServer,
     worker: Worker,
     retention: Retention,
     db: Database,
-}
-
-/// Connects to the database and applies the migrations.
-pub async fn connect_and_migrate(config: &Config) -> anyhow::Result<Database> {
-    let db = Database::connect(&config.database_url, config.database_max_connections).await?;
-    if config.common.run_migrations || config.common.migrate_only {
-        db.migrate(&MYSQL_MIGRATIONS, &SQLITE_MIGRATIONS).await?;
-    }
-    Ok(db)
 }
 
 impl Application {
@@ -99,12 +90,8 @@ impl Application {
             config.housekeeping.clone(),
         )
         .await?;
-        let listener = TcpListener::bind(config.http_addr)
-            .await
-            .with_context(|| format!("cannot listen on {}", config.http_addr))?;
         Ok(Self {
-            listener,
-            router: router(state),
+            http: HttpServer::bind(config.http_addr, router(state)).await?,
             worker,
             retention,
             db,
@@ -112,9 +99,7 @@ impl Application {
     }
 
     pub fn local_addr(&self) -> SocketAddr {
-        self.listener
-            .local_addr()
-            .unwrap_or_else(|_| SocketAddr::from(([127, 0, 0, 1], 0)))
+        self.http.local_addr()
     }
 
     /// Serves and consumes until `shutdown`: drains HTTP, commits offsets, closes the pool.
@@ -135,8 +120,7 @@ impl Application {
             stop.trigger();
             result
         });
-        tracing::info!(addr = %self.listener.local_addr()?, "notification-service listening");
-        let served = service_kit::http::serve(self.listener, self.router, shutdown.clone()).await;
+        let served = self.http.serve(Config::NAME, shutdown.clone()).await;
         worker
             .await
             .context("consumer panicked")?
@@ -150,10 +134,10 @@ impl Application {
     }
 }
 
-impl service_kit::runner::ServiceConfig for Config {
+impl DatabaseService for Config {
     const NAME: &'static str = "notification-service";
 
-    fn common(&self) -> &service_kit::config::CommonArgs {
+    fn common(&self) -> &CommonArgs {
         &self.common
     }
 
@@ -161,19 +145,15 @@ impl service_kit::runner::ServiceConfig for Config {
         self.http_addr
     }
 
-    async fn migrate(&self) -> anyhow::Result<()> {
-        connect_and_migrate(self).await.map(drop)
+    fn database(&self) -> DatabaseSettings<'_> {
+        DatabaseSettings {
+            url: &self.database_url,
+            max_connections: self.database_max_connections,
+            migrations: &MIGRATIONS,
+        }
     }
 
-    async fn serve(&self, shutdown: Shutdown) -> anyhow::Result<()> {
-        // Until the database answers (and is migrated), retry and stay live but not ready.
-        let db =
-            service_kit::startup::retry_until_ready("database", self.http_addr, &shutdown, || {
-                connect_and_migrate(self)
-            });
-        let Some(db) = db.await? else {
-            return Ok(());
-        };
+    async fn serve_on(&self, db: Database, shutdown: Shutdown) -> anyhow::Result<()> {
         Application::with_database(self, db)
             .await?
             .run(shutdown)

@@ -75,23 +75,22 @@ pub struct Config {
     pub housekeeping: HousekeepingArgs,
 }
 
+impl Default for Config {
+    /// The settings of a process started without flags or environment variables.
+    fn default() -> Self {
+        service_kit::config::defaults()
+    }
+}
+
 impl Config {
-    /// Settings for a service on `database_url` and `kafka`, everything else default.
+    /// Settings for a service on `database_url` and `kafka`, HTTP on a free loopback
+    /// port, everything else default.
     pub fn new(database_url: impl Into<String>, kafka: KafkaArgs) -> Self {
         Self {
             http_addr: SocketAddr::from(([127, 0, 0, 1], 0)),
             database_url: database_url.into(),
-            database_max_connections: 10,
             kafka,
-            common: CommonArgs::default(),
-            group_id: "notification-service".to_owned(),
-            channel: ChannelKind::Log,
-            smtp: SmtpArgs::default(),
-            webhook: WebhookArgs::default(),
-            delivery_max_attempts: 5,
-            delivery_retry_base_ms: 200,
-            notifications_retention: RetentionSetting::Auto,
-            housekeeping: HousekeepingArgs::default(),
+            ..Self::default()
         }
     }
 
@@ -101,5 +100,38 @@ impl Config {
             base: Duration::from_millis(self.delivery_retry_base_ms.max(1)),
             max: Duration::from_secs(10),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn new_is_the_flags_defaults_with_its_own_database_kafka_and_port() {
+        let config = Config::new(
+            "sqlite://notifications.db",
+            KafkaArgs::new("broker:9092", "events"),
+        );
+        let flags: Config = service_kit::config::from_flags(&[
+            "--http-addr=127.0.0.1:0",
+            "--database-url=sqlite://notifications.db",
+            "--bootstrap-servers=broker:9092",
+            "--kafka-topic=events",
+        ])
+        .expect("flags");
+        // Debug shows every field, so equal text is equal settings.
+        assert_eq!(format!("{config:?}"), format!("{flags:?}"));
+    }
+
+    #[test]
+    fn defaults_are_the_documented_ones() {
+        let config = Config::default();
+        assert_eq!(config.http_addr, SocketAddr::from(([0, 0, 0, 0], 8001)));
+        assert_eq!(config.database_max_connections, 10);
+        assert_eq!(config.group_id, "notification-service");
+        assert_eq!(config.channel, ChannelKind::Log);
+        assert_eq!(config.delivery_max_attempts, 5);
+        assert_eq!(config.notifications_retention, RetentionSetting::Auto);
     }
 }

@@ -7,7 +7,9 @@ use anyhow::Context;
 use axum::Router;
 use rdkafka::producer::FutureProducer;
 use service_kit::Shutdown;
-use tokio::net::TcpListener;
+use service_kit::app::HttpServer;
+use service_kit::config::CommonArgs;
+use service_kit::runner::ServiceConfig;
 
 use crate::api::{AppState, router};
 use crate::config::Config;
@@ -17,8 +19,7 @@ use crate::model::watch::ModelStore;
 
 /// A bound, ready-to-run prediction-service.
 pub struct Application {
-    listener: TcpListener,
-    router: Router,
+    http: HttpServer,
     worker: Worker,
     model: Arc<ModelStore>,
     poll_interval: std::time::Duration,
@@ -56,16 +57,13 @@ impl Application {
             max_batch: config.max_batch(),
             max_request_bytes: config.max_request_bytes,
         };
-        let listener = TcpListener::bind(config.http_addr)
-            .await
-            .with_context(|| format!("cannot listen on {}", config.http_addr))?;
+        let router = router(
+            state,
+            config.max_body_bytes(),
+            &config.common.trusted_proxies,
+        );
         Ok(Self {
-            listener,
-            router: router(
-                state,
-                config.max_body_bytes(),
-                &config.common.trusted_proxies,
-            ),
+            http: HttpServer::bind(config.http_addr, router).await?,
             worker,
             model,
             poll_interval: config.model_poll_interval(),
@@ -74,13 +72,11 @@ impl Application {
 
     /// The HTTP router, for in-process (`oneshot`) tests.
     pub fn router(&self) -> Router {
-        self.router.clone()
+        self.http.router()
     }
 
     pub fn local_addr(&self) -> SocketAddr {
-        self.listener
-            .local_addr()
-            .unwrap_or_else(|_| SocketAddr::from(([127, 0, 0, 1], 0)))
+        self.http.local_addr()
     }
 
     /// Serves and answers until `shutdown`: drains HTTP, answers the batch in hand,
@@ -99,8 +95,7 @@ impl Application {
             stop.trigger();
             result
         });
-        tracing::info!(addr = %self.listener.local_addr()?, "prediction-service listening");
-        let served = service_kit::http::serve(self.listener, self.router, shutdown.clone()).await;
+        let served = self.http.serve(Config::NAME, shutdown.clone()).await;
         worker
             .await
             .context("request consumer panicked")?
@@ -112,10 +107,10 @@ impl Application {
     }
 }
 
-impl service_kit::runner::ServiceConfig for Config {
+impl ServiceConfig for Config {
     const NAME: &'static str = "prediction-service";
 
-    fn common(&self) -> &service_kit::config::CommonArgs {
+    fn common(&self) -> &CommonArgs {
         &self.common
     }
 

@@ -86,6 +86,13 @@ pub struct Config {
     pub common: CommonArgs,
 }
 
+impl Default for Config {
+    /// The settings of a process started without flags or environment variables.
+    fn default() -> Self {
+        service_kit::config::defaults()
+    }
+}
+
 impl Config {
     /// Settings for a service on `kafka` (its topic is the request topic) serving
     /// `model_path`, everything else default, HTTP on a free loopback port.
@@ -93,16 +100,10 @@ impl Config {
         Self {
             http_addr: SocketAddr::from(([127, 0, 0, 1], 0)),
             model_path: model_path.into(),
-            model_poll_interval_ms: 2000,
             kafka_bootstrap_servers: kafka.bootstrap_servers.clone(),
             kafka_properties: kafka.properties.clone(),
             request_topic: kafka.topic.clone(),
-            result_topic: "prediction_results".to_owned(),
-            reply_topic_prefix: "prediction_results".to_owned(),
-            group_id: "prediction-service".to_owned(),
-            max_batch: 256,
-            max_request_bytes: 4096,
-            common: CommonArgs::default(),
+            ..Self::default()
         }
     }
 
@@ -134,5 +135,35 @@ impl Config {
     pub fn max_body_bytes(&self) -> usize {
         self.max_batch()
             .saturating_mul(self.max_request_bytes.max(256))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn new_is_the_flags_defaults_with_its_own_kafka_model_and_port() {
+        let config = Config::new(&KafkaArgs::new("broker:9092", "requests"), "model.onnx");
+        let flags: Config = service_kit::config::from_flags(&[
+            "--http-addr=127.0.0.1:0",
+            "--model-path=model.onnx",
+            "--kafka-bootstrap-servers=broker:9092",
+            "--kafka-topic=requests",
+        ])
+        .expect("flags");
+        // Debug shows every field, so equal text is equal settings.
+        assert_eq!(format!("{config:?}"), format!("{flags:?}"));
+    }
+
+    #[test]
+    fn defaults_are_the_documented_ones() {
+        let config = Config::default();
+        assert_eq!(config.http_addr, SocketAddr::from(([0, 0, 0, 0], 8002)));
+        assert_eq!(config.model_poll_interval(), Duration::from_secs(2));
+        assert_eq!(config.request_topic, "prediction_requests");
+        assert_eq!(config.group_id, "prediction-service");
+        assert_eq!(config.max_batch(), 256);
+        assert_eq!(config.max_request_bytes, 4096);
     }
 }

@@ -5,14 +5,13 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context;
-use axum::Router;
 use rdkafka::producer::FutureProducer;
 use service_kit::Shutdown;
+use service_kit::app::{DatabaseService, DatabaseSettings, HttpServer, Migrations};
 use service_kit::auth::AdminToken;
+use service_kit::config::CommonArgs;
 use service_kit::db::{Database, OwnConnection};
 use service_kit::housekeeping::{self, HousekeepingArgs};
-use sqlx::migrate::Migrator;
-use tokio::net::TcpListener;
 use tokio::sync::Notify;
 
 use crate::api::{AppState, router};
@@ -21,13 +20,14 @@ use crate::metrics::UserMetrics;
 use crate::outbox::Relay;
 use crate::store::UserStore;
 
-static MYSQL_MIGRATIONS: Migrator = sqlx::migrate!("./migrations/mysql");
-static SQLITE_MIGRATIONS: Migrator = sqlx::migrate!("./migrations/sqlite");
+// Tools and tests connect to a service's database as the service itself does.
+pub use service_kit::app::connect_and_migrate;
+
+static MIGRATIONS: Migrations = service_kit::migrations!();
 
 /// A bound, ready-to-run user-service.
 pub struct Application {
-    listener: TcpListener,
-    router: Router,
+    http: HttpServer,
     relay: Option<Relay>,
     housekeeping: Housekeeping,
     db: Database,
@@ -37,15 +37,6 @@ pub struct Application {
 struct Housekeeping {
     key_ttl: Duration,
     args: HousekeepingArgs,
-}
-
-/// Connects to the database and applies the migrations.
-pub async fn connect_and_migrate(config: &Config) -> anyhow::Result<Database> {
-    let db = Database::connect(&config.database_url, config.database_max_connections).await?;
-    if config.common.run_migrations || config.common.migrate_only {
-        db.migrate(&MYSQL_MIGRATIONS, &SQLITE_MIGRATIONS).await?;
-    }
-    Ok(db)
 }
 
 impl Application {
@@ -84,12 +75,8 @@ impl Application {
             metrics,
             settings: config.relay_settings(),
         });
-        let listener = TcpListener::bind(config.http_addr)
-            .await
-            .with_context(|| format!("cannot listen on {}", config.http_addr))?;
         Ok(Self {
-            listener,
-            router: router(state),
+            http: HttpServer::bind(config.http_addr, router(state)).await?,
             relay,
             housekeeping: Housekeeping {
                 key_ttl: config.idempotency_key_ttl,
@@ -100,9 +87,7 @@ impl Application {
     }
 
     pub fn local_addr(&self) -> SocketAddr {
-        self.listener
-            .local_addr()
-            .unwrap_or_else(|_| SocketAddr::from(([127, 0, 0, 1], 0)))
+        self.http.local_addr()
     }
 
     /// Serves until `shutdown`: drains HTTP, stops the relay (which flushes the
@@ -116,8 +101,7 @@ impl Application {
             self.housekeeping,
             shutdown.clone(),
         ));
-        tracing::info!(addr = %self.listener.local_addr()?, "user-service listening");
-        service_kit::http::serve(self.listener, self.router, shutdown.clone()).await?;
+        self.http.serve(Config::NAME, shutdown.clone()).await?;
         if let Some(relay) = relay {
             relay.await.context("outbox relay panicked")?;
         }
@@ -140,10 +124,10 @@ async fn forget_old_idempotency_keys(store: UserStore, keep: Housekeeping, shutd
     .await;
 }
 
-impl service_kit::runner::ServiceConfig for Config {
+impl DatabaseService for Config {
     const NAME: &'static str = "user-service";
 
-    fn common(&self) -> &service_kit::config::CommonArgs {
+    fn common(&self) -> &CommonArgs {
         &self.common
     }
 
@@ -151,19 +135,15 @@ impl service_kit::runner::ServiceConfig for Config {
         self.http_addr
     }
 
-    async fn migrate(&self) -> anyhow::Result<()> {
-        connect_and_migrate(self).await.map(drop)
+    fn database(&self) -> DatabaseSettings<'_> {
+        DatabaseSettings {
+            url: &self.database_url,
+            max_connections: self.database_max_connections,
+            migrations: &MIGRATIONS,
+        }
     }
 
-    async fn serve(&self, shutdown: Shutdown) -> anyhow::Result<()> {
-        // Until the database answers (and is migrated), retry and stay live but not ready.
-        let db =
-            service_kit::startup::retry_until_ready("database", self.http_addr, &shutdown, || {
-                connect_and_migrate(self)
-            });
-        let Some(db) = db.await? else {
-            return Ok(());
-        };
+    async fn serve_on(&self, db: Database, shutdown: Shutdown) -> anyhow::Result<()> {
         Application::with_database(self, db)
             .await?
             .run(shutdown)

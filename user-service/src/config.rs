@@ -71,22 +71,22 @@ pub struct Config {
     pub housekeeping: HousekeepingArgs,
 }
 
+impl Default for Config {
+    /// The settings of a process started without flags or environment variables.
+    fn default() -> Self {
+        service_kit::config::defaults()
+    }
+}
+
 impl Config {
-    /// Settings for a service on `database_url` and `kafka`, everything else default.
+    /// Settings for a service on `database_url` and `kafka`, HTTP on a free loopback
+    /// port, everything else default.
     pub fn new(database_url: impl Into<String>, kafka: KafkaArgs) -> Self {
         Self {
             http_addr: SocketAddr::from(([127, 0, 0, 1], 0)),
             database_url: database_url.into(),
-            database_max_connections: 20,
             kafka,
-            common: CommonArgs::default(),
-            outbox_relay: true,
-            register_rate_limit_per_minute: 0,
-            register_rate_burst: 10,
-            outbox_batch_size: 500,
-            outbox_sweep_interval_ms: 1000,
-            idempotency_key_ttl: Duration::from_secs(24 * 3600),
-            housekeeping: HousekeepingArgs::default(),
+            ..Self::default()
         }
     }
 
@@ -106,5 +106,34 @@ impl Config {
             batch_size: self.outbox_batch_size.max(1),
             sweep_interval: Duration::from_millis(self.outbox_sweep_interval_ms.max(10)),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn new_is_the_flags_defaults_with_its_own_database_kafka_and_port() {
+        let config = Config::new("sqlite://users.db", KafkaArgs::new("broker:9092", "events"));
+        let flags: Config = service_kit::config::from_flags(&[
+            "--http-addr=127.0.0.1:0",
+            "--database-url=sqlite://users.db",
+            "--bootstrap-servers=broker:9092",
+            "--kafka-topic=events",
+        ])
+        .expect("flags");
+        // Debug shows every field, so equal text is equal settings.
+        assert_eq!(format!("{config:?}"), format!("{flags:?}"));
+    }
+
+    #[test]
+    fn defaults_are_the_documented_ones() {
+        let config = Config::default();
+        assert_eq!(config.http_addr, SocketAddr::from(([0, 0, 0, 0], 8000)));
+        assert_eq!(config.database_max_connections, 20);
+        assert!(config.outbox_relay);
+        assert_eq!(config.idempotency_key_ttl, Duration::from_secs(24 * 3600));
+        assert_eq!(config.housekeeping.housekeeping_batch_rows, 1000);
     }
 }

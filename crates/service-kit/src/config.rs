@@ -1,6 +1,6 @@
 //! Settings both services read from flags and environment variables.
 
-use clap::{Args, ValueEnum};
+use clap::{Args, Command, ValueEnum};
 
 use crate::limits::IpNet;
 
@@ -60,17 +60,7 @@ pub struct CommonArgs {
 
 impl Default for CommonArgs {
     fn default() -> Self {
-        Self {
-            admin_token: None,
-            admin_token_file: None,
-            log_format: LogFormat::Pretty,
-            otel_exporter_otlp_endpoint: None,
-            run_migrations: true,
-            migrate_only: false,
-            healthcheck: false,
-            shutdown_grace_seconds: 20,
-            trusted_proxies: Vec::new(),
-        }
+        defaults()
     }
 }
 
@@ -86,5 +76,60 @@ impl CommonArgs {
         let text = std::fs::read_to_string(path)
             .map_err(|e| anyhow::anyhow!("cannot read ADMIN_TOKEN_FILE {}: {e}", path.display()))?;
         Ok(Some(text.trim().to_owned()).filter(|t| !t.is_empty()))
+    }
+}
+
+/// The settings `flags` give, with every environment variable ignored.
+pub fn from_flags<A: Args>(flags: &[&str]) -> Result<A, clap::Error> {
+    // Clearing `env` on every argument leaves flags and `default_value`s only: a variable
+    // set in the process (a test's, a developer's shell) must not leak into a default.
+    let command = A::augment_args(Command::new("settings")).mut_args(|arg| arg.env(None));
+    let matches =
+        command.try_get_matches_from(std::iter::once("settings").chain(flags.iter().copied()))?;
+    A::from_arg_matches(&matches)
+}
+
+/// The settings a process started without flags or environment variables runs with.
+/// Every default is written once, in its clap attribute; a `Default` built from this
+/// cannot drift from what the binary starts with.
+pub fn defaults<A: Args>() -> A {
+    // Only a setting without a default and not optional fails here: a programming error
+    // that every service's unit tests (which build its defaults) catch.
+    from_flags(&[]).unwrap_or_else(|e| panic!("settings without a default: {e}"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[derive(Debug, Args)]
+    struct Probe {
+        #[arg(long, env = "PATH", default_value = "unset")]
+        path: String,
+    }
+
+    #[test]
+    fn defaults_ignore_the_environment() {
+        assert!(
+            std::env::var_os("PATH").is_some(),
+            "PATH is set in any process"
+        );
+        assert_eq!(defaults::<Probe>().path, "unset");
+    }
+
+    #[test]
+    fn flags_override_defaults() {
+        let probe: Probe = from_flags(&["--path", "/bin"]).expect("flags");
+        assert_eq!(probe.path, "/bin");
+    }
+
+    #[test]
+    fn common_defaults_are_the_documented_ones() {
+        let common = CommonArgs::default();
+        assert!(common.run_migrations);
+        assert!(!common.migrate_only);
+        assert_eq!(common.log_format, LogFormat::Pretty);
+        assert_eq!(common.shutdown_grace_seconds, 20);
+        assert!(common.trusted_proxies.is_empty());
     }
 }

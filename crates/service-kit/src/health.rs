@@ -4,9 +4,11 @@ use std::collections::BTreeMap;
 use std::future::Future;
 use std::time::Instant;
 
-use axum::Json;
+use axum::extract::State;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use axum::{Json, Router};
 use serde::Serialize;
 use utoipa::ToSchema;
 
@@ -72,6 +74,30 @@ impl IntoResponse for Readiness {
         };
         (status, Json(self)).into_response()
     }
+}
+
+/// What `GET /health/ready` checks: each service's handler state knows its dependencies.
+pub trait Ready: Clone + Send + Sync + 'static {
+    fn readiness(&self) -> impl Future<Output = Readiness> + Send;
+}
+
+/// `GET /health/ready` for a service whose handler state is `S`.
+pub fn router<S: Ready>() -> Router<S> {
+    Router::new().route("/health/ready", get(ready::<S>))
+}
+
+/// Readiness with a check per dependency.
+#[utoipa::path(
+    get,
+    path = "/health/ready",
+    tag = "health",
+    responses(
+        (status = 200, description = "Ready", body = Readiness),
+        (status = 503, description = "A dependency is down", body = Readiness),
+    )
+)]
+pub async fn ready<S: Ready>(State(state): State<S>) -> Readiness {
+    state.readiness().await
 }
 
 /// Readiness of a service that needs its database and the Kafka topic it works on.

@@ -25,10 +25,7 @@ pub struct HousekeepingArgs {
 
 impl Default for HousekeepingArgs {
     fn default() -> Self {
-        Self {
-            housekeeping_interval: Duration::from_secs(60),
-            housekeeping_batch_rows: 1000,
-        }
+        crate::config::defaults()
     }
 }
 

@@ -2,6 +2,7 @@
 //! layer, problem+json errors, admin auth, health checks, graceful shutdown, and the
 //! Kafka and database setup.
 
+pub mod app;
 pub mod auth;
 pub mod config;
 pub mod db;

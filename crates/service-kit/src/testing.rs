@@ -225,6 +225,60 @@ impl TestBackends {
     }
 }
 
+/// Declares a service's test type around one of the kit's (`TestServer`, `TestBackends`):
+/// the service adds its own helper methods to it (a foreign type takes none), and the
+/// kit's stay reachable through `Deref`.
+#[macro_export]
+macro_rules! test_wrapper {
+    ($(#[$meta:meta])* $vis:vis struct $name:ident($inner:ty);) => {
+        $(#[$meta])*
+        $vis struct $name(pub $inner);
+
+        impl ::std::ops::Deref for $name {
+            type Target = $inner;
+            fn deref(&self) -> &$inner {
+                &self.0
+            }
+        }
+    };
+}
+
+/// Declares a service's `TestApp`, its [`TestServer`] wrapped by [`test_wrapper!`], and
+/// `spawn_app`, which builds the service's `$application` on a `$config` (given or lent)
+/// and runs it in the test process.
+#[macro_export]
+macro_rules! test_app {
+    ($application:ty, $config:ty) => {
+        $crate::test_wrapper!(
+            /// The service running in the test process.
+            pub struct TestApp($crate::testing::TestServer);
+        );
+
+        impl TestApp {
+            /// Graceful stop, as on SIGTERM; fails the test if the service did not stop
+            /// cleanly.
+            pub async fn stop(self) {
+                self.0.stop().await;
+            }
+
+            /// Abrupt stop, like a killed process.
+            pub fn abort(self) {
+                self.0.abort();
+            }
+        }
+
+        pub async fn spawn_app(config: impl ::std::borrow::Borrow<$config>) -> TestApp {
+            let app = <$application>::build(config.borrow())
+                .await
+                .expect("build the service");
+            TestApp($crate::testing::TestServer::start(
+                app.local_addr(),
+                |shutdown| app.run(shutdown),
+            ))
+        }
+    };
+}
+
 /// A service running in the test process, reached over real HTTP.
 pub struct TestServer {
     pub addr: std::net::SocketAddr,

@@ -43,7 +43,7 @@ pub struct AppState {
         consumer::status,
         consumer::pause,
         consumer::resume,
-        health::ready
+        service_kit::health::ready
     ),
     components(schemas(Problem))
 )]
@@ -56,7 +56,7 @@ pub fn router(state: AppState) -> Router {
     let routes = Router::new()
         .merge(notifications::router(state.admin.clone()))
         .merge(consumer::router(state.admin.clone()))
-        .merge(health::router())
+        .merge(service_kit::health::router())
         .with_state(state);
     service_kit::http::finish(routes, metrics, ApiDoc::openapi(), &trusted_proxies)
 }

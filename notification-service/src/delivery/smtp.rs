@@ -66,15 +66,7 @@ pub struct SmtpArgs {
 
 impl Default for SmtpArgs {
     fn default() -> Self {
-        Self {
-            smtp_host: "localhost".to_owned(),
-            smtp_port: None,
-            smtp_tls: SmtpTls::Starttls,
-            smtp_username: None,
-            smtp_password: None,
-            smtp_from: "Platform <no-reply@localhost>".to_owned(),
-            smtp_timeout_ms: 10_000,
-        }
+        service_kit::config::defaults()
     }
 }
 

@@ -33,11 +33,7 @@ pub struct WebhookArgs {
 
 impl Default for WebhookArgs {
     fn default() -> Self {
-        Self {
-            webhook_url: None,
-            webhook_secret: None,
-            webhook_timeout_ms: 5_000,
-        }
+        service_kit::config::defaults()
     }
 }
 

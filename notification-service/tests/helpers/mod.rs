@@ -3,7 +3,6 @@
 
 #![allow(dead_code)]
 
-use std::ops::Deref;
 use std::time::Duration;
 
 use chrono::Utc;
@@ -13,20 +12,17 @@ use rdkafka::message::{Header, OwnedHeaders};
 use rdkafka::producer::{FutureProducer, FutureRecord};
 use rdkafka::util::Timeout;
 use service_kit::kafka::KafkaArgs;
-use service_kit::testing::{TestBackends, TestServer};
+use service_kit::testing::TestBackends;
 use uuid::Uuid;
 
 pub const TOKEN: &str = "test-admin-token";
 pub const WAIT: Duration = Duration::from_secs(30);
 
-pub struct Backends(TestBackends);
+service_kit::test_wrapper!(
+    pub struct Backends(TestBackends);
+);
 
-impl Deref for Backends {
-    type Target = TestBackends;
-    fn deref(&self) -> &TestBackends {
-        &self.0
-    }
-}
+service_kit::test_app!(Application, Config);
 
 impl Backends {
     pub async fn new() -> Self {
@@ -44,24 +40,6 @@ impl Backends {
     pub fn producer(&self) -> Producer {
         Producer::new(&self.kafka.args)
     }
-}
-
-pub struct TestApp(TestServer);
-
-impl Deref for TestApp {
-    type Target = TestServer;
-    fn deref(&self) -> &TestServer {
-        &self.0
-    }
-}
-
-pub async fn spawn_app(config: &Config) -> TestApp {
-    let app = Application::build(config)
-        .await
-        .expect("build notification-service");
-    TestApp(TestServer::start(app.local_addr(), |shutdown| {
-        app.run(shutdown)
-    }))
 }
 
 impl TestApp {
@@ -84,14 +62,6 @@ impl TestApp {
             .json()
             .await
             .expect("json")
-    }
-
-    pub async fn stop(self) {
-        self.0.stop().await;
-    }
-
-    pub fn abort(self) {
-        self.0.abort();
     }
 }
 

@@ -31,7 +31,7 @@ pub struct AppState {
         title = "prediction-service",
         description = "Classifies wines from their 13 chemical features with a mounted ONNX random forest, over HTTP and Kafka request/reply."
     ),
-    paths(predict::predict, model::model, health::ready),
+    paths(predict::predict, model::model, service_kit::health::ready),
     components(schemas(
         Problem,
         crate::request::Answer,
@@ -48,7 +48,7 @@ pub fn router(state: AppState, max_body_bytes: usize, trusted_proxies: &[IpNet])
     let routes = Router::new()
         .merge(predict::router(max_body_bytes))
         .merge(model::router())
-        .merge(health::router())
+        .merge(service_kit::health::router())
         .with_state(state);
     service_kit::http::finish(routes, metrics, ApiDoc::openapi(), trusted_proxies)
 }

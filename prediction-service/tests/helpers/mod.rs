@@ -5,7 +5,6 @@
 #![allow(dead_code)]
 
 use std::collections::HashMap;
-use std::ops::Deref;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
@@ -17,7 +16,7 @@ use rdkafka::message::{Header, Headers, OwnedHeaders, OwnedMessage};
 use rdkafka::producer::{FutureProducer, FutureRecord};
 use rdkafka::util::Timeout;
 use service_kit::kafka::KafkaArgs;
-use service_kit::testing::{Backend, TestKafka, TestServer};
+use service_kit::testing::{Backend, TestKafka};
 use uuid::Uuid;
 
 pub const WAIT: Duration = Duration::from_secs(30);
@@ -141,23 +140,7 @@ impl Backends {
     }
 }
 
-pub struct TestApp(TestServer);
-
-impl Deref for TestApp {
-    type Target = TestServer;
-    fn deref(&self) -> &TestServer {
-        &self.0
-    }
-}
-
-pub async fn spawn_app(config: &Config) -> TestApp {
-    let app = Application::build(config)
-        .await
-        .expect("build prediction-service");
-    TestApp(TestServer::start(app.local_addr(), |shutdown| {
-        app.run(shutdown)
-    }))
-}
+service_kit::test_app!(Application, Config);
 
 impl TestApp {
     pub async fn kafka_answered(&self) -> f64 {
@@ -168,14 +151,6 @@ impl TestApp {
             .metric(r#"predictions_total{outcome="invalid",transport="kafka"}"#)
             .await;
         success + invalid
-    }
-
-    pub async fn stop(self) {
-        self.0.stop().await;
-    }
-
-    pub fn abort(self) {
-        self.0.abort();
     }
 }
 

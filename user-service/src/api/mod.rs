@@ -38,7 +38,7 @@ pub struct AppState {
 #[derive(OpenApi)]
 #[openapi(
     info(title = "user-service", description = "Registers users and publishes UserRegistered events."),
-    paths(register::register, users::get_user, users::list_users, health::ready),
+    paths(register::register, users::get_user, users::list_users, service_kit::health::ready),
     components(schemas(Problem)),
     modifiers(&BearerAuth)
 )]
@@ -64,7 +64,7 @@ pub fn router(state: AppState) -> Router {
     let routes = Router::new()
         .merge(register::router(state.rate_limiter.clone()))
         .merge(users::router(state.admin.clone()))
-        .merge(health::router())
+        .merge(service_kit::health::router())
         .with_state(state);
     service_kit::http::finish(routes, metrics, ApiDoc::openapi(), &trusted_proxies)
 }

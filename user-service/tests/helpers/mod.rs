@@ -3,7 +3,6 @@
 
 #![allow(dead_code)]
 
-use std::ops::Deref;
 use std::time::Duration;
 
 use rdkafka::consumer::{Consumer, StreamConsumer};
@@ -11,19 +10,16 @@ use rdkafka::message::{Headers, Message};
 use reqwest::Response;
 use serde_json::{Value, json};
 use service_kit::kafka::KafkaArgs;
-use service_kit::testing::{TestBackends, TestServer};
+use service_kit::testing::TestBackends;
 use user_service::{Application, Config};
 
 pub const TOKEN: &str = "test-admin-token";
 
-pub struct Backends(TestBackends);
+service_kit::test_wrapper!(
+    pub struct Backends(TestBackends);
+);
 
-impl Deref for Backends {
-    type Target = TestBackends;
-    fn deref(&self) -> &TestBackends {
-        &self.0
-    }
-}
+service_kit::test_app!(Application, Config);
 
 impl Backends {
     pub async fn new() -> Self {
@@ -36,24 +32,6 @@ impl Backends {
         config.outbox_sweep_interval_ms = 100;
         config
     }
-}
-
-pub struct TestApp(TestServer);
-
-impl Deref for TestApp {
-    type Target = TestServer;
-    fn deref(&self) -> &TestServer {
-        &self.0
-    }
-}
-
-pub async fn spawn_app(config: Config) -> TestApp {
-    let app = Application::build(&config)
-        .await
-        .expect("build user-service");
-    TestApp(TestServer::start(app.local_addr(), |shutdown| {
-        app.run(shutdown)
-    }))
 }
 
 impl TestApp {
@@ -73,10 +51,6 @@ impl TestApp {
             .send()
             .await
             .expect("request")
-    }
-
-    pub async fn stop(self) {
-        self.0.stop().await;
     }
 }
 

@@ -7,9 +7,9 @@ mod own;
 use std::future::Future;
 use std::time::Duration;
 
+use crate::app::Migrations;
 use anyhow::Context;
 use sqlx::any::{AnyPoolOptions, install_default_drivers};
-use sqlx::migrate::Migrator;
 use sqlx::{AnyPool, Connection, Executor};
 
 pub use own::{Held, OwnConnection};
@@ -157,10 +157,10 @@ impl Database {
     }
 
     /// Applies the migrations of this dialect.
-    pub async fn migrate(&self, mysql: &Migrator, sqlite: &Migrator) -> anyhow::Result<()> {
+    pub async fn migrate(&self, migrations: &Migrations) -> anyhow::Result<()> {
         let migrator = match self.dialect {
-            Dialect::MySql => mysql,
-            Dialect::Sqlite => sqlite,
+            Dialect::MySql => &migrations.mysql,
+            Dialect::Sqlite => &migrations.sqlite,
         };
         let mut conn = self.pool.acquire().await?;
         // sqlx's own migration lock is `GET_LOCK(…, -1)`, which MariaDB answers at once with
