@@ -391,7 +391,7 @@ PY
 
 check_shell() {
   step "shell scripts (shellcheck)"
-  local scripts=(scripts/check-deploy.sh scripts/check-dashboards.sh scripts/render-k8s.sh scripts/lib/deploy-tools.sh scripts/bench.sh k8s/deploy.sh generate-test-data.sh scripts/cross-arm64.sh scripts/lib/cross-env.sh scripts/kube.sh scripts/check-chart-cluster.sh scripts/gateway.sh scripts/check-gateway.sh scripts/check-gateway-kube.sh)
+  local scripts=(scripts/check-deploy.sh scripts/check-dashboards.sh scripts/render-k8s.sh scripts/lib/deploy-tools.sh scripts/bench.sh k8s/deploy.sh generate-test-data.sh scripts/cross-arm64.sh scripts/lib/cross-env.sh scripts/kube.sh scripts/check-chart-cluster.sh scripts/gateway.sh scripts/check-gateway.sh scripts/check-gateway-kube.sh scripts/tract-parity.sh)
   local s
   for s in "${scripts[@]}"; do
     [ -f "$s" ] || die "missing $s"

@@ -2,7 +2,10 @@
 # Runs every test of the platform, on a fresh machine or a warm one.
 #
 #   1. rustfmt and clippy (-D warnings)
-#   2. the whole workspace on the embedded backends (SQLite, librdkafka mock cluster)
+#   2. the whole workspace on the embedded backends (SQLite, librdkafka mock cluster),
+#      the model's parity test included: the service's evaluator against scikit-learn's
+#      fixture and against tract's answers, written first by scripts/tract-parity.sh
+#      (tract is built once into the cache, outside the workspace)
 #   3. MariaDB and an Apache Kafka broker installed and started by scripts/deps.sh
 #      (reused when already running), then the same tests against them
 #   4. fault tests: service processes with Kafka killed, MariaDB stopped, services killed,
@@ -62,14 +65,19 @@ cargo clippy --workspace --all-targets --all-features --locked -- -D warnings
 step "SMTP test server: aiosmtpd in a venv (scripts/smtp-sink.sh install)"
 scripts/smtp-sink.sh install
 
+step "tract's answers on the parity rows (scripts/tract-parity.sh; tract is built once)"
+tract_predictions="$log_dir/tract-predictions.json"
+scripts/tract-parity.sh predict "$tract_predictions"
+
 step "tests on the embedded backends (SQLite + librdkafka mock cluster)"
-cargo_test embedded PLATFORM_TEST_BACKEND=embedded
+cargo_test embedded PLATFORM_TEST_BACKEND=embedded TEST_TRACT_PREDICTIONS="$tract_predictions"
 
 step "real MariaDB and Kafka (scripts/deps.sh)"
 eval "$(scripts/deps.sh up)"
 
 step "tests on real MariaDB $(mariadb --version | grep -o '[0-9]*\.[0-9]*\.[0-9]*-MariaDB' | head -1) and Kafka at $TEST_KAFKA_BROKERS"
-cargo_test real PLATFORM_TEST_BACKEND=real TEST_MYSQL_URL="$TEST_MYSQL_URL" TEST_KAFKA_BROKERS="$TEST_KAFKA_BROKERS"
+cargo_test real PLATFORM_TEST_BACKEND=real TEST_MYSQL_URL="$TEST_MYSQL_URL" TEST_KAFKA_BROKERS="$TEST_KAFKA_BROKERS" \
+  TEST_TRACT_PREDICTIONS="$tract_predictions"
 
 step "real-stack tests: faults (Kafka killed, MariaDB stopped, services killed, stalls, a partition) and SASL"
 # The partition test puts the services on a test host (a network namespace) and cuts its

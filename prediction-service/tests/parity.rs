@@ -1,6 +1,7 @@
 //! The committed model evaluated by the service's own evaluator agrees with scikit-learn
 //! on every row of the wine data (models/wine-forest-parity.json, written by
-//! models/train.py), and models the evaluator does not support are refused by name.
+//! models/train.py) and with tract, a second ONNX runtime (scripts/tract-parity.sh), and
+//! models the evaluator does not support are refused by name.
 
 mod helpers;
 
@@ -9,7 +10,7 @@ use prediction_service::model::{Model, ModelError};
 use prediction_service::request::Features;
 use prost::Message;
 
-use helpers::{model_bytes, parity_rows};
+use helpers::{TractRow, model_bytes, parity_rows, tract_predictions};
 
 #[test]
 fn every_row_matches_scikit_learn() {
@@ -34,6 +35,65 @@ fn every_row_matches_scikit_learn() {
         "largest probability difference {worst:e} is over 1e-5"
     );
     eprintln!("178 rows: classes equal, largest probability difference {worst:e}");
+}
+
+/// The same rows through tract: the class equal and every probability within 1e-5, each
+/// row that differs named.
+#[test]
+fn every_row_matches_tract() {
+    let Some((sha256, tract)) = tract_predictions() else {
+        return;
+    };
+    let model = Model::from_bytes(&model_bytes()).expect("the committed model loads");
+    assert_eq!(
+        model.info.sha256, sha256,
+        "tract's predictions were made from another model file"
+    );
+    let (_, rows) = parity_rows();
+    assert_eq!(tract.len(), rows.len(), "tract answered every row");
+    let features: Vec<Features> = rows.iter().map(|r| r.features).collect();
+    let predictions = model.predict(&features);
+    let mut worst = 0.0f64;
+    let mut differences = Vec::new();
+    for (i, (ours, theirs)) in predictions.iter().zip(&tract).enumerate() {
+        let difference = largest_difference(&ours.probabilities, theirs);
+        worst = worst.max(difference);
+        if ours.class != theirs.class
+            || ours.probabilities.len() != theirs.probabilities.len()
+            || difference > 1e-5
+        {
+            differences.push(format!(
+                "row {i}: ours class {} {:?}, tract class {} {:?}",
+                ours.class, ours.probabilities, theirs.class, theirs.probabilities
+            ));
+        }
+    }
+    assert!(
+        differences.is_empty(),
+        "{} of {} rows differ from tract:\n{}",
+        differences.len(),
+        rows.len(),
+        differences.join("\n")
+    );
+    eprintln!(
+        "{} rows: classes equal to tract's, largest probability difference {worst:e}",
+        rows.len()
+    );
+}
+
+/// The largest gap between two rows' probabilities; a NaN counts as infinitely far, where
+/// `f64::max` would drop it.
+fn largest_difference(ours: &[f64], tract: &TractRow) -> f64 {
+    ours.iter()
+        .zip(&tract.probabilities)
+        .map(|(a, b)| (a - b).abs())
+        .fold(0.0, |worst, d| {
+            if d.is_nan() {
+                f64::INFINITY
+            } else {
+                worst.max(d)
+            }
+        })
 }
 
 /// The general walk (any branch mode) gives what the all-`BRANCH_LEQ` form gives: the

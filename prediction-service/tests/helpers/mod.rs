@@ -69,6 +69,46 @@ pub fn parity_rows() -> (String, Vec<ParityRow>) {
     )
 }
 
+/// One row as tract, a second ONNX runtime, evaluates it.
+#[derive(Debug, Clone)]
+pub struct TractRow {
+    pub class: i64,
+    pub probabilities: Vec<f64>,
+}
+
+/// The variable naming tract's answers for the parity rows.
+const TRACT_PREDICTIONS: &str = "TEST_TRACT_PREDICTIONS";
+
+/// tract's model sha256 and its answer for every parity row, from the file that
+/// `scripts/tract-parity.sh predict` writes and `scripts/test.sh` names in
+/// `TEST_TRACT_PREDICTIONS`. tract takes minutes to compile, so it stays out of the
+/// workspace: a plain `cargo test` on the embedded backend goes without it (`None`), the
+/// real-backend pass fails without it.
+pub fn tract_predictions() -> Option<(String, Vec<TractRow>)> {
+    let Ok(path) = std::env::var(TRACT_PREDICTIONS) else {
+        assert!(
+            Backend::from_env() == Backend::Embedded,
+            "PLATFORM_TEST_BACKEND=real needs {TRACT_PREDICTIONS}: run the tests through scripts/test.sh, which builds tools/tract-parity and writes tract's predictions (scripts/tract-parity.sh predict FILE)"
+        );
+        eprintln!("{TRACT_PREDICTIONS} is not set: tract's parity is checked by scripts/test.sh");
+        return None;
+    };
+    let text = std::fs::read(&path).unwrap_or_else(|e| panic!("{TRACT_PREDICTIONS}={path}: {e}"));
+    let answers: serde_json::Value = serde_json::from_slice(&text).expect("tract's JSON");
+    let rows = answers["rows"]
+        .as_array()
+        .expect("rows")
+        .iter()
+        .map(|row| TractRow {
+            class: row["class"].as_i64().expect("class"),
+            probabilities: serde_json::from_value(row["probabilities"].clone())
+                .expect("probabilities"),
+        })
+        .collect();
+    let sha256 = answers["model_sha256"].as_str().expect("sha").to_owned();
+    Some((sha256, rows))
+}
+
 /// A Kafka backend with the request topic (3 partitions), its dead-letter topic, and the
 /// result and reply topics, plus a model file of the test's own.
 pub struct Backends {
