@@ -136,6 +136,19 @@ impl RetryPolicy {
     }
 }
 
+/// What the consumer is doing, as `GET /consumer/status` reports it.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum ConsumerState {
+    /// Built, not yet subscribed.
+    #[default]
+    Starting,
+    Running,
+    /// Running, with fetching paused by `POST /consumer/pause`.
+    Paused,
+    Stopped,
+}
+
 /// Counters and state shown by `GET /consumer/status`.
 #[derive(Debug, Clone, Default, Serialize, ToSchema)]
 pub struct Counters {
@@ -144,8 +157,7 @@ pub struct Counters {
     pub failed: u64,
     pub dead_lettered: u64,
     pub last_error: Option<String>,
-    /// `starting`, `running`, `paused` or `stopped`.
-    pub state: &'static str,
+    pub state: ConsumerState,
 }
 
 /// Shared between the loop and the API.
@@ -177,7 +189,7 @@ impl StatusBoard {
         self.update(|c| c.last_error = Some(text));
     }
 
-    fn state(&self, state: &'static str) {
+    fn state(&self, state: ConsumerState) {
         self.update(|c| c.state = state);
     }
 }
@@ -212,7 +224,7 @@ impl Worker {
     /// Consumes until `shutdown`, then commits stored offsets synchronously.
     pub async fn run(self, shutdown: Shutdown) -> KafkaResult<()> {
         self.consumer.subscribe(&[&self.topic])?;
-        self.status.state("running");
+        self.status.state(ConsumerState::Running);
         let mut settle = tokio::time::interval(SETTLE_INTERVAL);
         settle.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
@@ -237,7 +249,7 @@ impl Worker {
                 }
             }
         }
-        self.status.state("stopped");
+        self.status.state(ConsumerState::Stopped);
         let consumer = self.consumer.clone();
         // A blocking librdkafka call: keep it off the async workers.
         let _ = tokio::task::spawn_blocking(move || {
