@@ -42,7 +42,7 @@ use utoipa::ToSchema;
 use uuid::Uuid;
 
 use crate::delivery::{Channel, DeliveryError};
-use crate::metrics::{NotificationMetrics, Outcome};
+use crate::metrics::{NotificationMetrics, Outcome, SendOutcome, UNKNOWN_EVENT_TYPE};
 use crate::store::{Notification, NotificationStore, Recorded};
 
 pub use unsettled::Unsettled;
@@ -286,7 +286,8 @@ impl Worker {
         let event = match decode(message) {
             Ok(event) => event,
             Err(error) => {
-                self.metrics.consumed("unknown", Outcome::DeadLettered);
+                self.metrics
+                    .consumed(UNKNOWN_EVENT_TYPE, Outcome::DeadLettered);
                 self.status.count(Outcome::DeadLettered);
                 return self
                     .dead_letter(message, &error.to_string(), 0, shutdown)
@@ -311,10 +312,7 @@ impl Worker {
             self.status.error(&error);
             self.finish(&event, Outcome::Failed);
             if matches!(error, HandleError::Delivery(_)) {
-                self.metrics
-                    .notifications_sent
-                    .with_label_values(&[self.channel.name(), "failed"])
-                    .inc();
+                self.metrics.sent(self.channel.name(), SendOutcome::Failed);
                 if attempt >= self.retry.max_attempts {
                     self.finish(&event, Outcome::DeadLettered);
                     return self
@@ -336,10 +334,7 @@ impl Worker {
         }
         let span = crate::spans::deliver(self.channel.name());
         self.channel.deliver(event).instrument(span).await?;
-        self.metrics
-            .notifications_sent
-            .with_label_values(&[self.channel.name(), "ok"])
-            .inc();
+        self.metrics.sent(self.channel.name(), SendOutcome::Ok);
         let row = notification(event, self.channel.name(), Uuid::new_v4());
         match self.store.record(&row).await {
             Ok(Recorded::New) => {

@@ -19,7 +19,7 @@ use uuid::Uuid;
 
 use super::{Worker, decode, notification};
 use crate::delivery::DeliveryError;
-use crate::metrics::Outcome;
+use crate::metrics::{Outcome, SendOutcome};
 use crate::store::{Notification, Recorded};
 
 /// Most messages handled together.
@@ -233,10 +233,7 @@ impl Worker {
             .instrument(consume)
             .await;
         if result.is_ok() {
-            self.metrics
-                .notifications_sent
-                .with_label_values(&[self.channel.name(), "ok"])
-                .inc();
+            self.metrics.sent(self.channel.name(), SendOutcome::Ok);
         }
         result
     }
