@@ -14,7 +14,9 @@ use service_kit::db::{Database, OwnConnection};
 
 use crate::api::{AppState, router};
 use crate::config::Config;
-use crate::consumer::{KafkaConsumer, RebalanceCommit, StatusBoard, Worker, report_lag};
+use crate::consumer::{
+    DeadLetters, KafkaConsumer, Pipeline, RebalanceCommit, Records, StatusBoard, Worker, report_lag,
+};
 use crate::delivery::Channel;
 use crate::metrics::NotificationMetrics;
 use crate::retention::Retention;
@@ -71,18 +73,27 @@ impl Application {
             admin: AdminToken::new(config.common.admin_token()?.as_deref()),
             trusted_proxies: config.common.trusted_proxies.clone(),
         };
+        let pipeline = Pipeline {
+            consumer: consumer.clone(),
+            records: Records {
+                store,
+                conn: OwnConnection::new(db.clone()),
+                unsettled: Default::default(),
+            },
+            channel,
+            dead_letters: DeadLetters {
+                producer: dead_letters,
+                topic: events::dlq_topic(&config.kafka.topic),
+            },
+            metrics,
+            status: status.clone(),
+            retry: config.retry_policy(),
+        };
         let worker = Worker {
             consumer,
             topic: config.kafka.topic.clone(),
-            conn: OwnConnection::new(db.clone()),
-            store,
-            channel,
-            dead_letters,
-            dlq_topic: events::dlq_topic(&config.kafka.topic),
-            metrics,
             status,
-            retry: config.retry_policy(),
-            unsettled: Default::default(),
+            pipeline,
         };
         let retention = Retention::resolve(
             config.notifications_retention,
@@ -106,7 +117,7 @@ impl Application {
     pub async fn run(self, shutdown: Shutdown) -> anyhow::Result<()> {
         let lag = tokio::spawn(report_lag(
             Arc::downgrade(&self.worker.consumer),
-            self.worker.metrics.clone(),
+            self.worker.pipeline.metrics.clone(),
             LAG_REPORT_INTERVAL,
             shutdown.clone(),
         ));

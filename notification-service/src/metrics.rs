@@ -13,7 +13,7 @@ pub enum Outcome {
 }
 
 impl Outcome {
-    pub fn label(self) -> &'static str {
+    pub fn as_str(self) -> &'static str {
         match self {
             Self::Delivered => "delivered",
             Self::Duplicate => "duplicate",
@@ -22,6 +22,25 @@ impl Outcome {
         }
     }
 }
+
+/// `outcome` label values of `notifications_sent_total`: one per delivery attempt.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SendOutcome {
+    Ok,
+    Failed,
+}
+
+impl SendOutcome {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Ok => "ok",
+            Self::Failed => "failed",
+        }
+    }
+}
+
+/// The `event_type` label of a message that could not be decoded: its type is not known.
+pub const UNKNOWN_EVENT_TYPE: &str = "unknown";
 
 #[derive(Clone)]
 pub struct NotificationMetrics {
@@ -75,7 +94,13 @@ impl NotificationMetrics {
 
     pub fn consumed(&self, event_type: &str, outcome: Outcome) {
         self.events_consumed
-            .with_label_values(&[event_type, outcome.label()])
+            .with_label_values(&[event_type, outcome.as_str()])
+            .inc();
+    }
+
+    pub fn sent(&self, channel: &str, outcome: SendOutcome) {
+        self.notifications_sent
+            .with_label_values(&[channel, outcome.as_str()])
             .inc();
     }
 }

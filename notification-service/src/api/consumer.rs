@@ -12,7 +12,7 @@ use service_kit::problem::Problem;
 use utoipa::ToSchema;
 
 use super::AppState;
-use crate::consumer::{Counters, PartitionStatus, partition_status, set_paused};
+use crate::consumer::{ConsumerState, Counters, PartitionStatus, partition_status, set_paused};
 
 pub fn router(admin: AdminToken) -> Router<AppState> {
     let control = Router::new()
@@ -49,8 +49,8 @@ pub async fn status(State(state): State<AppState>) -> Json<ConsumerStatus> {
         Err(error) => (Vec::new(), Some(error.to_string())),
     };
     let mut counters = state.status.snapshot();
-    if counters.state == "running" && state.consumer.context().is_paused() {
-        counters.state = "paused";
+    if counters.state == ConsumerState::Running && state.consumer.context().is_paused() {
+        counters.state = ConsumerState::Paused;
     }
     Json(ConsumerStatus {
         group: state.group_id.clone(),
@@ -66,7 +66,7 @@ pub async fn status(State(state): State<AppState>) -> Json<ConsumerStatus> {
 #[derive(Debug, Serialize, ToSchema)]
 pub struct ControlState {
     /// `paused` or `running`.
-    pub state: &'static str,
+    pub state: ConsumerState,
 }
 
 /// Stops fetching from every assigned partition (and partitions assigned later); the
@@ -106,7 +106,11 @@ async fn control(state: AppState, paused: bool) -> Result<Json<ControlState>, Pr
     let consumer = state.consumer.clone();
     match tokio::task::spawn_blocking(move || set_paused(&consumer, paused)).await {
         Ok(Ok(())) => Ok(Json(ControlState {
-            state: if paused { "paused" } else { "running" },
+            state: if paused {
+                ConsumerState::Paused
+            } else {
+                ConsumerState::Running
+            },
         })),
         Ok(Err(error)) => {
             tracing::warn!(%error, paused, "consumer pause/resume failed");

@@ -6,11 +6,11 @@
 //!
 //! Every record attempt writes its own token into the row (`recorded_by`). An attempt that
 //! ended without an answer is remembered here; when its event's row is found later (on the
-//! event's redelivery, or by [`Worker::settle_unknown`] between batches) with that token,
+//! event's redelivery, or by [`Records::settle_unknown`] between batches) with that token,
 //! this consumer recorded it and counts it as delivered then, once. A row with another
 //! token was recorded, and counted, by another attempt or replica.
 //!
-//! [`Worker::settle_unknown`]: super::Worker::settle_unknown
+//! [`Records::settle_unknown`]: super::records::Records::settle_unknown
 
 use std::collections::HashMap;
 use std::sync::Mutex;
