@@ -24,7 +24,7 @@ use tower_http::trace::TraceLayer;
 use tracing::Span;
 
 use crate::limits::IpNet;
-use crate::metrics::{Metrics, metrics_handler, track_http};
+use crate::metrics::{Metrics, UNMATCHED_ROUTE, metrics_handler, track_http};
 use crate::problem::Problem;
 use crate::shutdown::Shutdown;
 use crate::telemetry;
@@ -299,7 +299,7 @@ fn server_span(service: &str, request: &Request) -> Span {
     let route = request
         .extensions()
         .get::<MatchedPath>()
-        .map_or("unmatched", MatchedPath::as_str);
+        .map_or(UNMATCHED_ROUTE, MatchedPath::as_str);
     let span = tracing::info_span!(
         "http.request",
         otel.name = %format_args!("{method} {route}"),
