@@ -3,15 +3,20 @@
 use std::collections::HashMap;
 
 use chrono::{DateTime, Utc};
+use serde::Serialize;
 use service_kit::db::codec::{Micros, UuidText};
 use service_kit::db::{Database, DbError};
 use service_kit::housekeeping::ExpiringTable;
 use sqlx::any::AnyRow;
 use sqlx::{AnyConnection, Connection, Row};
+use utoipa::ToSchema;
 use uuid::Uuid;
 
-/// One delivered welcome notification.
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// A delivered welcome notification.
+// `GET /notifications` answers with it as is, under its API name `NotificationView`;
+// `recorded_by` is the consumer's bookkeeping and stays out of the answer.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, ToSchema)]
+#[schema(as = NotificationView)]
 pub struct Notification {
     pub event_id: Uuid,
     pub user_id: Uuid,
@@ -21,6 +26,7 @@ pub struct Notification {
     pub event_time: DateTime<Utc>,
     pub delivered_at: DateTime<Utc>,
     /// The record attempt that wrote the row (nil for rows older than the column).
+    #[serde(skip)]
     pub recorded_by: Uuid,
 }
 

@@ -1,5 +1,6 @@
 //! The prediction-service's own metrics (the HTTP ones come from service-kit). Labels are
-//! bounded: `transport` is kafka or http, `outcome` one of [`Outcome`]'s labels.
+//! bounded: `transport` is kafka or http, `outcome` one of [`Outcome`]'s or
+//! [`ReloadOutcome`]'s labels.
 
 use prometheus::{Histogram, HistogramOpts, HistogramVec, IntCounterVec, IntGaugeVec, Opts};
 use service_kit::metrics::{LATENCY_BUCKETS, Metrics};
@@ -12,7 +13,7 @@ pub enum Transport {
 }
 
 impl Transport {
-    pub fn label(self) -> &'static str {
+    pub fn as_str(self) -> &'static str {
         match self {
             Self::Kafka => "kafka",
             Self::Http => "http",
@@ -32,11 +33,29 @@ pub enum Outcome {
 }
 
 impl Outcome {
-    pub fn label(self) -> &'static str {
+    pub fn as_str(self) -> &'static str {
         match self {
             Self::Success => "success",
             Self::Invalid => "invalid",
             Self::DeadLettered => "dead_lettered",
+        }
+    }
+}
+
+/// `outcome` label values of `model_reloads_total`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ReloadOutcome {
+    /// A changed model file was loaded and serves.
+    Success,
+    /// A changed model file was refused; the previous model keeps serving.
+    Failure,
+}
+
+impl ReloadOutcome {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Success => "success",
+            Self::Failure => "failure",
         }
     }
 }
@@ -48,7 +67,7 @@ pub struct PredictionMetrics {
     latency: HistogramVec,
     pub batch_size: Histogram,
     pub model_info: IntGaugeVec,
-    pub reloads: IntCounterVec,
+    reloads: IntCounterVec,
 }
 
 impl PredictionMetrics {
@@ -87,21 +106,26 @@ impl PredictionMetrics {
             for outcome in [Outcome::Success, Outcome::Invalid, Outcome::DeadLettered] {
                 metrics
                     .predictions
-                    .with_label_values(&[transport.label(), outcome.label()]);
+                    .with_label_values(&[transport.as_str(), outcome.as_str()]);
             }
         }
-        for outcome in ["success", "failure"] {
-            metrics.reloads.with_label_values(&[outcome]);
+        for outcome in [ReloadOutcome::Success, ReloadOutcome::Failure] {
+            metrics.reloads.with_label_values(&[outcome.as_str()]);
         }
         Ok(metrics)
     }
 
     pub fn handled(&self, transport: Transport, outcome: Outcome, latency: std::time::Duration) {
         self.predictions
-            .with_label_values(&[transport.label(), outcome.label()])
+            .with_label_values(&[transport.as_str(), outcome.as_str()])
             .inc();
         self.latency
-            .with_label_values(&[transport.label()])
+            .with_label_values(&[transport.as_str()])
             .observe(latency.as_secs_f64());
+    }
+
+    /// Counts one changed model file, loaded or refused.
+    pub fn reloaded(&self, outcome: ReloadOutcome) {
+        self.reloads.with_label_values(&[outcome.as_str()]).inc();
     }
 }

@@ -3,13 +3,31 @@
 use prometheus::{Gauge, Histogram, HistogramOpts, IntCounter, IntCounterVec, IntGauge, Opts};
 use service_kit::metrics::{LATENCY_BUCKETS, Metrics};
 
+/// `outcome` label values of `outbox_published_total`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PublishOutcome {
+    /// The broker acknowledged the row's event.
+    Ok,
+    /// The send failed; the row stays for the next pass.
+    Failed,
+}
+
+impl PublishOutcome {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Ok => "ok",
+            Self::Failed => "failed",
+        }
+    }
+}
+
 #[derive(Clone)]
 pub struct UserMetrics {
     pub registry: Metrics,
     pub users_registered: IntCounter,
     pub outbox_backlog: IntGauge,
     pub outbox_oldest_age: Gauge,
-    pub outbox_published: IntCounterVec,
+    outbox_published: IntCounterVec,
     pub outbox_publish_latency: Histogram,
 }
 
@@ -45,5 +63,12 @@ impl UserMetrics {
             )?)?,
             registry,
         })
+    }
+
+    /// Counts one outbox row sent to Kafka.
+    pub fn published(&self, outcome: PublishOutcome) {
+        self.outbox_published
+            .with_label_values(&[outcome.as_str()])
+            .inc();
     }
 }

@@ -25,7 +25,7 @@ use tokio::sync::Notify;
 use tracing::Instrument;
 use uuid::Uuid;
 
-use crate::metrics::UserMetrics;
+use crate::metrics::{PublishOutcome, UserMetrics};
 
 /// Relay settings.
 #[derive(Debug, Clone, Copy)]
@@ -223,20 +223,14 @@ impl Relay {
             match result {
                 Ok(()) => {
                     acked.push(row.id);
-                    self.metrics
-                        .outbox_published
-                        .with_label_values(&["ok"])
-                        .inc();
+                    self.metrics.published(PublishOutcome::Ok);
                     let latency = (Utc::now() - row.created_at).to_std().unwrap_or_default();
                     self.metrics
                         .outbox_publish_latency
                         .observe(latency.as_secs_f64());
                 }
                 Err(error) => {
-                    self.metrics
-                        .outbox_published
-                        .with_label_values(&["failed"])
-                        .inc();
+                    self.metrics.published(PublishOutcome::Failed);
                     tracing::debug!(%error, event_id = %row.event_id, "publish failed");
                 }
             }

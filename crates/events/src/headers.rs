@@ -11,6 +11,7 @@ pub const CE_TYPE: &str = "ce_type";
 pub const CE_TIME: &str = "ce_time";
 pub const CE_SPECVERSION: &str = "ce_specversion";
 pub const CONTENT_TYPE: &str = "content-type";
+/// The W3C trace-context header, in HTTP requests and Kafka messages alike.
 pub const TRACEPARENT: &str = "traceparent";
 
 /// One Kafka header as a name and raw value.

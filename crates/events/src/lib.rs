@@ -13,7 +13,7 @@ use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
-pub use headers::{DecodeError, Header};
+pub use headers::{DecodeError, Header, TRACEPARENT};
 
 /// Default topic for user events.
 pub const TOPIC: &str = "user-events";

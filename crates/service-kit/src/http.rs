@@ -1,13 +1,14 @@
-//! The HTTP pieces both services share: the JSON extractor that answers in problem+json,
-//! the common routes and layers, and the server loop with graceful shutdown.
+//! The HTTP pieces both services share: the JSON and query extractors that answer in
+//! problem+json, the common routes and layers, and the server loop with graceful shutdown.
 
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
-use axum::extract::rejection::JsonRejection;
+use axum::extract::rejection::{JsonRejection, QueryRejection};
 use axum::extract::{
-    ConnectInfo, DefaultBodyLimit, FromRequest, FromRequestParts, MatchedPath, Path, Request, State,
+    ConnectInfo, DefaultBodyLimit, FromRequest, FromRequestParts, MatchedPath, Path, Query,
+    Request, State,
 };
 use axum::http::request::Parts;
 use axum::http::{HeaderName, HeaderValue, StatusCode, header};
@@ -23,7 +24,7 @@ use tower_http::trace::TraceLayer;
 use tracing::Span;
 
 use crate::limits::IpNet;
-use crate::metrics::{Metrics, metrics_handler, track_http};
+use crate::metrics::{Metrics, UNMATCHED_ROUTE, metrics_handler, track_http};
 use crate::problem::Problem;
 use crate::shutdown::Shutdown;
 use crate::telemetry;
@@ -58,6 +59,25 @@ where
 impl<T: Serialize> IntoResponse for ApiJson<T> {
     fn into_response(self) -> Response {
         Json(self.0).into_response()
+    }
+}
+
+/// `Query` whose rejection is a problem+json 400 naming the parameter and what is wrong.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct ApiQuery<T>(pub T);
+
+impl<T, S> FromRequestParts<S> for ApiQuery<T>
+where
+    Query<T>: FromRequestParts<S, Rejection = QueryRejection>,
+    S: Send + Sync,
+{
+    type Rejection = Problem;
+
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
+        match Query::<T>::from_request_parts(parts, state).await {
+            Ok(Query(value)) => Ok(Self(value)),
+            Err(rejection) => Err(Problem::new(StatusCode::BAD_REQUEST, rejection.body_text())),
+        }
     }
 }
 
@@ -279,7 +299,7 @@ fn server_span(service: &str, request: &Request) -> Span {
     let route = request
         .extensions()
         .get::<MatchedPath>()
-        .map_or("unmatched", MatchedPath::as_str);
+        .map_or(UNMATCHED_ROUTE, MatchedPath::as_str);
     let span = tracing::info_span!(
         "http.request",
         otel.name = %format_args!("{method} {route}"),

@@ -24,7 +24,7 @@ pub struct KafkaArgs {
     pub bootstrap_servers: String,
 
     /// Topic of user events.
-    #[arg(long = "kafka-topic", env = "KAFKA_TOPIC", default_value = events_topic())]
+    #[arg(long = "kafka-topic", env = "KAFKA_TOPIC", default_value = events::TOPIC)]
     pub topic: String,
 
     /// Extra librdkafka properties as key=value, comma-separated (TLS, SASL, tuning).
@@ -37,10 +37,6 @@ pub struct KafkaArgs {
         hide_env_values = true
     )]
     pub properties: Vec<(String, String)>,
-}
-
-const fn events_topic() -> &'static str {
-    "user-events"
 }
 
 /// Parses one `key=value` librdkafka property.

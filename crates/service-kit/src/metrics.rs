@@ -19,6 +19,10 @@ pub const LATENCY_BUCKETS: &[f64] = &[
     0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0,
 ];
 
+/// The `route` of a request no route matched, in metrics and spans alike: one value, so
+/// that scanners' random paths cannot blow up the label set.
+pub const UNMATCHED_ROUTE: &str = "unmatched";
+
 /// A service's metrics registry plus the HTTP metrics every service has.
 #[derive(Clone)]
 pub struct Metrics {
@@ -90,12 +94,12 @@ pub async fn metrics_handler(State(metrics): State<Metrics>) -> Response {
 }
 
 /// Middleware recording rate, errors and duration per route template. Unmatched paths
-/// share one `route` label so that scanners cannot blow up the label set.
+/// share one `route` label, [`UNMATCHED_ROUTE`].
 pub async fn track_http(State(metrics): State<Metrics>, request: Request, next: Next) -> Response {
     let route = request
         .extensions()
         .get::<MatchedPath>()
-        .map_or("unmatched", MatchedPath::as_str)
+        .map_or(UNMATCHED_ROUTE, MatchedPath::as_str)
         .to_owned();
     let method = request.method().as_str().to_owned();
     let started = Instant::now();

@@ -29,8 +29,9 @@ use tracing_subscriber::{EnvFilter, fmt, prelude::*};
 
 use crate::config::LogFormat;
 
-/// The W3C trace-context header, in HTTP requests and Kafka messages alike.
-pub const TRACEPARENT: &str = "traceparent";
+/// The W3C trace-context header, in HTTP requests and Kafka messages alike; the event
+/// contract names it, as a header of every event.
+pub use events::TRACEPARENT;
 
 /// Crates whose spans are exported. Library spans (sqlx, hyper, the exporter's own
 /// HTTP client) are left out: they add noise, and exporting the exporter would loop.

@@ -97,7 +97,7 @@ pub struct TestKafka {
 impl TestKafka {
     pub async fn create(backend: &Backend, partitions: i32) -> Self {
         let topic = format!("test-{}", Uuid::new_v4().simple());
-        let topics = [topic.clone(), crate_dlq(&topic)];
+        let topics = [topic.clone(), events::dlq_topic(&topic)];
         let group = format!("group-{}", Uuid::new_v4().simple());
         match backend {
             Backend::Embedded => {
@@ -185,10 +185,6 @@ impl TestKafka {
         .await
         .expect("watermarks task")
     }
-}
-
-fn crate_dlq(topic: &str) -> String {
-    format!("{topic}.dlq")
 }
 
 /// Polls `condition` every 50 ms until it holds or `timeout` passes; returns whether it held.

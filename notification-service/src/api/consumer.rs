@@ -12,6 +12,7 @@ use service_kit::problem::Problem;
 use utoipa::ToSchema;
 
 use super::AppState;
+use super::error::ApiError;
 use crate::consumer::{ConsumerState, Counters, PartitionStatus, partition_status, set_paused};
 
 pub fn router(admin: AdminToken) -> Router<AppState> {
@@ -82,7 +83,7 @@ pub struct ControlState {
         (status = 503, body = Problem, description = "Kafka client error"),
     )
 )]
-pub async fn pause(State(state): State<AppState>) -> Result<Json<ControlState>, Problem> {
+pub async fn pause(State(state): State<AppState>) -> Result<Json<ControlState>, ApiError> {
     control(state, true).await
 }
 
@@ -98,30 +99,21 @@ pub async fn pause(State(state): State<AppState>) -> Result<Json<ControlState>, 
         (status = 503, body = Problem, description = "Kafka client error"),
     )
 )]
-pub async fn resume(State(state): State<AppState>) -> Result<Json<ControlState>, Problem> {
+pub async fn resume(State(state): State<AppState>) -> Result<Json<ControlState>, ApiError> {
     control(state, false).await
 }
 
-async fn control(state: AppState, paused: bool) -> Result<Json<ControlState>, Problem> {
+async fn control(state: AppState, paused: bool) -> Result<Json<ControlState>, ApiError> {
     let consumer = state.consumer.clone();
-    match tokio::task::spawn_blocking(move || set_paused(&consumer, paused)).await {
-        Ok(Ok(())) => Ok(Json(ControlState {
-            state: if paused {
-                ConsumerState::Paused
-            } else {
-                ConsumerState::Running
-            },
-        })),
-        Ok(Err(error)) => {
-            tracing::warn!(%error, paused, "consumer pause/resume failed");
-            Err(Problem::unavailable(
-                "The Kafka consumer did not accept the change; retry shortly.",
-                2,
-            ))
-        }
-        Err(error) => {
-            tracing::error!(%error, "consumer pause/resume task failed");
-            Err(Problem::internal())
-        }
-    }
+    tokio::task::spawn_blocking(move || set_paused(&consumer, paused))
+        .await
+        .map_err(ApiError::ConsumerTask)?
+        .map_err(|source| ApiError::ConsumerRefused { paused, source })?;
+    Ok(Json(ControlState {
+        state: if paused {
+            ConsumerState::Paused
+        } else {
+            ConsumerState::Running
+        },
+    }))
 }

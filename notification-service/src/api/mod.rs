@@ -1,6 +1,7 @@
 //! HTTP API: one router per resource, merged here with the shared routes and layers.
 
 mod consumer;
+mod error;
 mod health;
 mod notifications;
 

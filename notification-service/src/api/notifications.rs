@@ -1,17 +1,16 @@
 //! `GET /notifications?limit=N`: latest deliveries (personal data: admin token).
 
-use axum::extract::{Query, State};
-use axum::http::StatusCode;
+use axum::extract::State;
 use axum::routing::get;
 use axum::{Json, Router, middleware};
-use chrono::{DateTime, Utc};
-use serde::{Deserialize, Serialize};
+use serde::Deserialize;
 use service_kit::auth::{AdminToken, require_admin};
+use service_kit::http::ApiQuery;
 use service_kit::problem::Problem;
-use utoipa::{IntoParams, ToSchema};
-use uuid::Uuid;
+use utoipa::IntoParams;
 
 use super::AppState;
+use super::error::ApiError;
 use crate::store::Notification;
 
 pub fn router(admin: AdminToken) -> Router<AppState> {
@@ -27,32 +26,6 @@ pub struct ListParams {
     limit: Option<u32>,
 }
 
-/// A delivered welcome notification.
-#[derive(Debug, Serialize, Deserialize, ToSchema)]
-pub struct NotificationView {
-    pub event_id: Uuid,
-    pub user_id: Uuid,
-    pub user_name: String,
-    pub email: String,
-    pub channel: String,
-    pub event_time: DateTime<Utc>,
-    pub delivered_at: DateTime<Utc>,
-}
-
-impl From<Notification> for NotificationView {
-    fn from(n: Notification) -> Self {
-        Self {
-            event_id: n.event_id,
-            user_id: n.user_id,
-            user_name: n.user_name,
-            email: n.email,
-            channel: n.channel,
-            event_time: n.event_time,
-            delivered_at: n.delivered_at,
-        }
-    }
-}
-
 /// Latest notifications, newest first.
 #[utoipa::path(
     get,
@@ -60,7 +33,7 @@ impl From<Notification> for NotificationView {
     params(ListParams),
     security(("admin_token" = [])),
     responses(
-        (status = 200, body = Vec<NotificationView>),
+        (status = 200, body = Vec<Notification>),
         (status = 400, body = Problem, description = "Bad query parameters"),
         (status = 401, body = Problem, description = "Missing or wrong token"),
         (status = 503, body = Problem, description = "Database unavailable"),
@@ -68,22 +41,8 @@ impl From<Notification> for NotificationView {
 )]
 pub async fn list(
     State(state): State<AppState>,
-    params: Result<Query<ListParams>, axum::extract::rejection::QueryRejection>,
-) -> Result<Json<Vec<NotificationView>>, Problem> {
-    let Query(params) = params.map_err(|e| Problem::new(StatusCode::BAD_REQUEST, e.body_text()))?;
+    ApiQuery(params): ApiQuery<ListParams>,
+) -> Result<Json<Vec<Notification>>, ApiError> {
     let limit = params.limit.unwrap_or(50).clamp(1, 1000);
-    match state.store.latest(limit).await {
-        Ok(list) => Ok(Json(list.into_iter().map(NotificationView::from).collect())),
-        Err(error) if error.is_unavailable() => {
-            tracing::warn!(%error, "notification store unavailable");
-            Err(Problem::unavailable(
-                "The notification store is unavailable; retry shortly.",
-                2,
-            ))
-        }
-        Err(error) => {
-            tracing::error!(?error, "notification query failed");
-            Err(Problem::internal())
-        }
-    }
+    Ok(Json(state.store.latest(limit).await?))
 }

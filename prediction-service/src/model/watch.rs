@@ -15,7 +15,7 @@ use std::time::{Duration, SystemTime};
 use service_kit::Shutdown;
 
 use super::{Model, ModelError};
-use crate::metrics::PredictionMetrics;
+use crate::metrics::{PredictionMetrics, ReloadOutcome};
 
 /// The model serving now, shared by every request path.
 pub struct ModelStore {
@@ -140,7 +140,7 @@ impl ModelStore {
         match Model::from_bytes(&bytes) {
             Ok(model) => self.install(model),
             Err(error) => {
-                self.metrics.reloads.with_label_values(&["failure"]).inc();
+                self.metrics.reloaded(ReloadOutcome::Failure);
                 let serving = self.current();
                 tracing::warn!(
                     path = %self.path.display(),
@@ -163,7 +163,7 @@ impl ModelStore {
             Err(poisoned) => std::mem::replace(&mut *poisoned.into_inner(), model.clone()),
         };
         set_info(&self.metrics, Some(&previous), &model);
-        self.metrics.reloads.with_label_values(&["success"]).inc();
+        self.metrics.reloaded(ReloadOutcome::Success);
         tracing::info!(
             path = %self.path.display(),
             %version,

@@ -1,5 +1,6 @@
 //! HTTP API: one router per resource, merged here with the shared routes and layers.
 
+mod error;
 mod health;
 mod register;
 mod users;

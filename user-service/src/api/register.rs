@@ -7,7 +7,7 @@ use axum::routing::post;
 use axum::{Router, middleware};
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
-use service_kit::db::{DbError, within_deadline};
+use service_kit::db::within_deadline;
 use service_kit::http::{ApiJson, ForwardedPrefix};
 use service_kit::limits::{RateLimiter, rate_limit};
 use service_kit::problem::Problem;
@@ -15,7 +15,8 @@ use utoipa::ToSchema;
 use uuid::Uuid;
 
 use super::AppState;
-use crate::domain::{FieldErrors, NewUser};
+use super::error::ApiError;
+use crate::domain::NewUser;
 use crate::store::{RegisterError, StoredResponse, User};
 
 /// Registration request. Unknown fields are ignored, never bound.
@@ -57,68 +58,6 @@ pub fn router(rate_limiter: Option<RateLimiter>) -> Router<AppState> {
     }
 }
 
-/// Why a registration was refused; each variant documents its status.
-#[derive(Debug, thiserror::Error)]
-enum RegisterFailure {
-    /// 400: the `Idempotency-Key` header is not 1-255 visible ASCII characters.
-    #[error("bad idempotency key")]
-    BadKey,
-    /// 422: fields failed validation.
-    #[error("invalid fields")]
-    Invalid(FieldErrors),
-    /// 422: the idempotency key was used before for a different request.
-    #[error("idempotency key reused")]
-    KeyReused,
-    /// 409: the email is taken (case-insensitively), or another request with the same
-    /// idempotency key is still in progress.
-    #[error("conflict")]
-    Conflict(&'static str),
-    /// 503: the database is unreachable or too slow.
-    #[error("database unavailable")]
-    Unavailable(#[source] DbError),
-    /// 500: anything else; the cause is logged, never returned.
-    #[error("registration failed")]
-    Internal(#[source] DbError),
-}
-
-impl From<DbError> for RegisterFailure {
-    fn from(error: DbError) -> Self {
-        if error.is_unavailable() {
-            Self::Unavailable(error)
-        } else {
-            Self::Internal(error)
-        }
-    }
-}
-
-impl IntoResponse for RegisterFailure {
-    fn into_response(self) -> Response {
-        match self {
-            Self::BadKey => Problem::new(
-                StatusCode::BAD_REQUEST,
-                "Idempotency-Key must be 1-255 visible ASCII characters.",
-            ),
-            Self::Invalid(errors) => Problem::validation(errors),
-            Self::KeyReused => Problem::new(
-                StatusCode::UNPROCESSABLE_ENTITY,
-                "This Idempotency-Key was already used for a different request.",
-            ),
-            Self::Conflict(detail) => Problem::new(StatusCode::CONFLICT, detail),
-            Self::Unavailable(error) => {
-                tracing::warn!(error = %error, "registration: database unavailable");
-                Problem::unavailable("The user store is unavailable; retry shortly.", 2)
-            }
-            Self::Internal(error) => {
-                tracing::error!(error = ?error, "registration failed");
-                Problem::internal()
-            }
-        }
-        .into_response()
-    }
-}
-
-const DUPLICATE_EMAIL: &str = "A user with this email already exists.";
-
 /// Register a user.
 ///
 /// With an `Idempotency-Key` header, a retry of the same request gets the same answer
@@ -145,7 +84,7 @@ async fn register(
     prefix: ForwardedPrefix,
     headers: HeaderMap,
     ApiJson(request): ApiJson<RegisterRequest>,
-) -> Result<Response, RegisterFailure> {
+) -> Result<Response, ApiError> {
     let mut response = within_deadline(register_within_deadline(state, headers, request)).await?;
     // The stored `Location` is the service's own path; behind a gateway that stripped a
     // prefix, the client needs it back in front.
@@ -162,7 +101,7 @@ async fn register_within_deadline(
     state: AppState,
     headers: HeaderMap,
     request: RegisterRequest,
-) -> Result<Response, RegisterFailure> {
+) -> Result<Response, ApiError> {
     let key = idempotency_key(&headers)?;
     let fingerprint = serde_json::json!([request.user_name, request.email]).to_string();
     if let Some(key) = &key
@@ -170,8 +109,7 @@ async fn register_within_deadline(
     {
         return replay(stored, &fingerprint);
     }
-    let new_user =
-        NewUser::parse(&request.user_name, &request.email).map_err(RegisterFailure::Invalid)?;
+    let new_user = NewUser::parse(&request.user_name, &request.email).map_err(ApiError::Invalid)?;
     let user = User::new(&new_user);
     let response = StoredResponse {
         request: fingerprint.clone(),
@@ -192,7 +130,7 @@ async fn register_within_deadline(
     match state.store.register(&user, traceparent, remember).await {
         Ok(()) => {}
         Err(RegisterError::DuplicateEmail) => {
-            return Err(RegisterFailure::Conflict(DUPLICATE_EMAIL));
+            return Err(ApiError::DuplicateEmail);
         }
         // A concurrent request with the same key won the race: answer as it did.
         Err(RegisterError::KeyInUse) => {
@@ -209,16 +147,16 @@ async fn register_within_deadline(
     ))
 }
 
-fn idempotency_key(headers: &HeaderMap) -> Result<Option<String>, RegisterFailure> {
+fn idempotency_key(headers: &HeaderMap) -> Result<Option<String>, ApiError> {
     let Some(value) = headers.get("idempotency-key") else {
         return Ok(None);
     };
-    let key = value.to_str().map_err(|_| RegisterFailure::BadKey)?;
+    let key = value.to_str().map_err(|_| ApiError::BadIdempotencyKey)?;
     let valid = (1..=255).contains(&key.len()) && key.bytes().all(|b| b.is_ascii_graphic());
     if valid {
         Ok(Some(key.to_owned()))
     } else {
-        Err(RegisterFailure::BadKey)
+        Err(ApiError::BadIdempotencyKey)
     }
 }
 
@@ -226,22 +164,20 @@ async fn replay_key(
     state: &AppState,
     key: Option<&str>,
     fingerprint: &str,
-) -> Result<Response, RegisterFailure> {
+) -> Result<Response, ApiError> {
     match key {
         Some(key) => match state.store.stored_response(key).await? {
             Some(stored) => replay(stored, fingerprint),
-            None => Err(RegisterFailure::Conflict(
-                "A request with this Idempotency-Key is in progress.",
-            )),
+            None => Err(ApiError::KeyInProgress),
         },
-        None => Err(RegisterFailure::Conflict(DUPLICATE_EMAIL)),
+        None => Err(ApiError::DuplicateEmail),
     }
 }
 
 /// The remembered answer, if the request is the one it answered.
-fn replay(stored: StoredResponse, fingerprint: &str) -> Result<Response, RegisterFailure> {
+fn replay(stored: StoredResponse, fingerprint: &str) -> Result<Response, ApiError> {
     if stored.request != fingerprint {
-        return Err(RegisterFailure::KeyReused);
+        return Err(ApiError::KeyReused);
     }
     let status = StatusCode::from_u16(stored.status).unwrap_or(StatusCode::CREATED);
     Ok(json_response(status, stored.location, stored.body))

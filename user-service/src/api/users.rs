@@ -1,17 +1,17 @@
 //! `GET /users/{user_id}` and `GET /users/`: personal data, so admin token only.
 
-use axum::extract::{Path, Query, State};
-use axum::http::StatusCode;
+use axum::extract::{Path, State};
 use axum::routing::get;
 use axum::{Json, Router, middleware};
 use serde::{Deserialize, Serialize};
 use service_kit::auth::{AdminToken, require_admin};
-use service_kit::db::DbError;
+use service_kit::http::ApiQuery;
 use service_kit::problem::Problem;
 use utoipa::{IntoParams, ToSchema};
 use uuid::Uuid;
 
 use super::AppState;
+use super::error::ApiError;
 use super::register::UserResponse;
 
 const DEFAULT_LIMIT: u32 = 50;
@@ -41,16 +41,6 @@ pub struct UserPage {
     pub next_after: Option<Uuid>,
 }
 
-fn db_problem(error: &DbError) -> Problem {
-    if error.is_unavailable() {
-        tracing::warn!(%error, "user store unavailable");
-        Problem::unavailable("The user store is unavailable; retry shortly.", 2)
-    } else {
-        tracing::error!(?error, "user query failed");
-        Problem::internal()
-    }
-}
-
 /// Get one user.
 #[utoipa::path(
     get,
@@ -67,13 +57,11 @@ fn db_problem(error: &DbError) -> Problem {
 pub async fn get_user(
     State(state): State<AppState>,
     Path(user_id): Path<String>,
-) -> Result<Json<UserResponse>, Problem> {
-    let user_id = Uuid::parse_str(&user_id)
-        .map_err(|_| Problem::new(StatusCode::BAD_REQUEST, "user_id must be a UUID."))?;
-    match state.store.get(user_id).await {
-        Ok(Some(user)) => Ok(Json(user.into())),
-        Ok(None) => Err(Problem::new(StatusCode::NOT_FOUND, "No user with this id.")),
-        Err(error) => Err(db_problem(&error)),
+) -> Result<Json<UserResponse>, ApiError> {
+    let user_id = Uuid::parse_str(&user_id).map_err(|_| ApiError::BadUserId)?;
+    match state.store.get(user_id).await? {
+        Some(user) => Ok(Json(user.into())),
+        None => Err(ApiError::UserNotFound),
     }
 }
 
@@ -91,15 +79,10 @@ pub async fn get_user(
 )]
 pub async fn list_users(
     State(state): State<AppState>,
-    params: Result<Query<ListParams>, axum::extract::rejection::QueryRejection>,
-) -> Result<Json<UserPage>, Problem> {
-    let Query(params) = params.map_err(|e| Problem::new(StatusCode::BAD_REQUEST, e.body_text()))?;
+    ApiQuery(params): ApiQuery<ListParams>,
+) -> Result<Json<UserPage>, ApiError> {
     let limit = params.limit.unwrap_or(DEFAULT_LIMIT).clamp(1, MAX_LIMIT);
-    let users = state
-        .store
-        .list(limit, params.after)
-        .await
-        .map_err(|e| db_problem(&e))?;
+    let users = state.store.list(limit, params.after).await?;
     let next_after = (users.len() == limit as usize)
         .then(|| users.last().map(|u| u.user_id))
         .flatten();
