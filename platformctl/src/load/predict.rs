@@ -19,7 +19,7 @@ use service_kit::kafka::KafkaArgs;
 use tokio::sync::oneshot;
 use uuid::Uuid;
 
-use super::target::Outcome;
+use super::outcome::Outcome;
 
 /// The data set with scikit-learn's answers, as models/train.sh wrote it.
 const PARITY: &str = include_str!("../../../models/wine-forest-parity.json");

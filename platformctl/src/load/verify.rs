@@ -11,7 +11,7 @@ use serde::Serialize;
 use sqlx::Row;
 use uuid::Uuid;
 
-use super::report::Summary;
+use super::latency::{Summary, new_histogram};
 
 /// Where the deliveries are read from.
 #[derive(Debug, Clone, Args)]
@@ -111,7 +111,7 @@ fn tally(created: &[Created], rows: &[Delivery], wait_seconds: f64) -> Verificat
             .or_default()
             .push(row.delivered_at);
     }
-    let mut latency = super::new_histogram();
+    let mut latency = new_histogram();
     let mut delivered = 0;
     for c in created {
         if let Some(first) = per_user.get(&c.user_id).and_then(|t| t.iter().min()) {
