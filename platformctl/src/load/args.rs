@@ -3,6 +3,7 @@
 use clap::Parser;
 
 use super::verify::VerifyArgs;
+use crate::predict::RequestReplyArgs;
 
 /// What a load run drives.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
@@ -16,7 +17,17 @@ pub enum TargetKind {
     PredictKafka,
 }
 
+// The Kafka options only matter for one target of `load`: their help says which.
 #[derive(Debug, Clone, Parser)]
+#[command(
+    mut_arg("brokers", |a| a.help("Kafka bootstrap servers (`--target predict-kafka`)")),
+    mut_arg("request_topic", |a| {
+        a.help("Topic of prediction requests (`--target predict-kafka`)")
+    }),
+    mut_arg("reply_topic", |a| {
+        a.help("Topic the answers are awaited on (`--target predict-kafka`)")
+    })
+)]
 pub struct LoadArgs {
     /// What to drive.
     #[arg(long, value_enum, default_value_t = TargetKind::Register)]
@@ -37,21 +48,8 @@ pub struct LoadArgs {
     #[arg(long, hide_env_values = true, conflicts_with = "verify")]
     pub database_url: Option<String>,
 
-    /// Kafka bootstrap servers (`--target predict-kafka`).
-    #[arg(
-        long,
-        env = "KAFKA_BOOTSTRAP_SERVERS",
-        default_value = "127.0.0.1:9092"
-    )]
-    pub brokers: String,
-
-    /// Topic of prediction requests (`--target predict-kafka`).
-    #[arg(long, default_value = "prediction_requests")]
-    pub request_topic: String,
-
-    /// Topic the answers are awaited on (`--target predict-kafka`).
-    #[arg(long, default_value = "prediction_results")]
-    pub reply_topic: String,
+    #[command(flatten)]
+    pub topics: RequestReplyArgs,
 
     /// Requests in flight at once (one keep-alive connection each).
     #[arg(long, short = 'c', default_value_t = 8)]

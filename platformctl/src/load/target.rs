@@ -41,8 +41,7 @@ impl Target {
                 Driver::PredictHttp(Client::new(&endpoint("/predict"))?, Requests::load()?)
             }
             (TargetKind::PredictKafka, _) => Driver::PredictKafka(
-                KafkaRoundTrip::connect(&args.brokers, &args.request_topic, &args.reply_topic)
-                    .await?,
+                KafkaRoundTrip::connect(&args.topics).await?,
                 Requests::load()?,
             ),
         };
