@@ -39,6 +39,8 @@
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 ROOT=$PWD
+# shellcheck source=scripts/lib/common.sh
+. scripts/lib/common.sh
 
 SECONDS_PER_RUN=${BENCH_SECONDS:-10}
 LEVELS=${BENCH_LEVELS:-"4 16 64"}
@@ -54,8 +56,7 @@ WORK=$(mktemp -d)
 TOKEN=bench-$RUN
 PIDS=()
 
-log() { printf '[bench] %s\n' "$*" >&2; }
-die() { log "ERROR: $*"; exit 1; }
+LOG_TAG=bench LOG_FD=2 DIE_WORD=ERROR
 
 eval "$(scripts/deps.sh up)"
 MEMORY_AT_START=$(free -h | awk '/^Mem:/ {print $2 " total, " $7 " available at the start"}')
@@ -85,7 +86,6 @@ done
 root_sql 'SET GLOBAL innodb_flush_log_at_trx_commit = 1'
 url() { echo "$TEST_MYSQL_URL/$1"; }
 
-free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
 now_ms() { date +%s%3N; }
 rss_kib() { awk '/^VmRSS/ {print $2}' "/proc/$1/status"; }
 mib() { awk -v k="$1" 'BEGIN { printf "%.1f", k / 1024 }'; }

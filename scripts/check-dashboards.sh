@@ -31,12 +31,13 @@ set -euo pipefail
 
 REPO_ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$REPO_ROOT"
+# shellcheck source=scripts/lib/common.sh
+. "$REPO_ROOT/scripts/lib/common.sh"
 
 USERS=${DASHBOARD_CHECK_USERS:-50}
 WAIT_SECONDS=${DASHBOARD_CHECK_WAIT_SECONDS:-180}
 
-log() { printf '[dashboards] %s\n' "$*"; }
-die() { printf '[dashboards] FAILED: %s\n' "$*" >&2; exit 1; }
+LOG_TAG=dashboards
 
 : "${TEST_MYSQL_URL:?set TEST_MYSQL_URL (eval \"\$(scripts/deps.sh env)\")}"
 : "${TEST_KAFKA_BROKERS:?set TEST_KAFKA_BROKERS (eval \"\$(scripts/deps.sh env)\")}"
@@ -77,7 +78,6 @@ cleanup() {
 }
 trap cleanup EXIT
 
-free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'; }
 
 # wait_http URL WHAT: polls until URL answers 2xx.
 wait_http() {

@@ -31,9 +31,10 @@ set -euo pipefail
 
 REPO_ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$REPO_ROOT"
+# shellcheck source=scripts/lib/common.sh
+. "$REPO_ROOT/scripts/lib/common.sh"
 
-log() { printf '[gateway-check] %s\n' "$*"; }
-die() { printf '[gateway-check] FAILED: %s\n' "$*" >&2; exit 1; }
+LOG_TAG=gateway-check
 
 : "${TEST_MYSQL_URL:?set TEST_MYSQL_URL (eval \"\$(scripts/deps.sh up)\")}"
 : "${TEST_KAFKA_BROKERS:?set TEST_KAFKA_BROKERS (eval \"\$(scripts/deps.sh up)\")}"
@@ -76,7 +77,6 @@ cleanup() {
 }
 trap cleanup EXIT
 
-free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'; }
 
 wait_http() {
   local deadline=$((SECONDS + 60))
