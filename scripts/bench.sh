@@ -40,6 +40,8 @@
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 ROOT=$PWD
+# shellcheck source=scripts/lib/common.sh
+. scripts/lib/common.sh
 
 SECONDS_PER_RUN=${BENCH_SECONDS:-10}
 LEVELS=${BENCH_LEVELS:-"4 16 64"}
@@ -55,8 +57,7 @@ WORK=$(mktemp -d)
 TOKEN=bench-$RUN
 PIDS=()
 
-log() { printf '[bench] %s\n' "$*" >&2; }
-die() { log "ERROR: $*"; exit 1; }
+LOG_TAG=bench LOG_FD=2 DIE_WORD=ERROR
 
 eval "$(scripts/deps.sh up)"
 MEMORY_AT_START=$(free -h | awk '/^Mem:/ {print $2 " total, " $7 " available at the start"}')
@@ -86,7 +87,6 @@ done
 root_sql 'SET GLOBAL innodb_flush_log_at_trx_commit = 1'
 url() { echo "$TEST_MYSQL_URL/$1"; }
 
-free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
 now_ms() { date +%s%3N; }
 rss_kib() { awk '/^VmRSS/ {print $2}' "/proc/$1/status"; }
 mib() { awk -v k="$1" 'BEGIN { printf "%.1f", k / 1024 }'; }
@@ -142,18 +142,20 @@ DB_COUNTERS="'Questions','Com_admin_commands','Innodb_data_fsyncs'"
 db_counters() {
   root_sql "SHOW GLOBAL STATUS WHERE Variable_name IN ($DB_COUNTERS)" | sort | awk '{ printf "%s ", $2 }'
 }
-# Sets variable $1 to a snapshot: CPU ms of mariadb, kafka, user-service,
-# notification-service (0 when not running) and of this shell's finished children (the
-# load generator runs as one), then MariaDB's counters. Not in a subshell: `times` must
-# see this shell's children.
+# snapshot VAR PID PID: sets VAR to a snapshot: CPU ms of mariadb, kafka, the two
+# services measured (the user- and notification-service, or the prediction-service and
+# 0; 0 when not running) and of this shell's finished children (the load generator runs
+# as one), then MariaDB's counters. Not in a subshell: `times` must see this shell's
+# children.
 snapshot() {
-  local pid out=""
-  for pid in "$MARIADB_PID" "$KAFKA_PID" "${USERS_PID:-0}" "${NOTIF_PID:-0}"; do
+  local var=$1 pid out=""
+  shift
+  for pid in "$MARIADB_PID" "$KAFKA_PID" "$@"; do
     if [ "$pid" != 0 ] && [ -r "/proc/$pid/stat" ]; then out+="$(cpu_ms "$pid") "; else out+="0 "; fi
   done
   times >"$WORK/times"
   out+="$(awk 'NR == 2 { split($1, u, /[ms]/); split($2, s, /[ms]/); printf "%d", (u[1] * 60 + u[2] + s[1] * 60 + s[2]) * 1000 }' "$WORK/times") "
-  printf -v "$1" '%s' "$out$(db_counters)"
+  printf -v "$var" '%s' "$out$(db_counters)"
 }
 # "| a | b | …" per-registration figures between two snapshots over n registrations:
 # CPU ms per 1000 registrations of mariadb, kafka, user-service, notification-service,
@@ -218,19 +220,19 @@ BEST=0
 CREATED=$WARMUP_CREATED
 for c in $LEVELS; do
   log "limit at concurrency $c"
-  snapshot before
+  snapshot before "$USERS_PID" "$NOTIF_PID"
   load --database-url "$(url "${DBS[0]}")" -c "$c" --duration "$SECONDS_PER_RUN" >"$WORK/limit-$c.json"
-  snapshot after
+  snapshot after "$USERS_PID" "$NOTIF_PID"
   PROFILE_ROWS+="| limit, c=$c |$(profile_row "$before" "$after" "$(json "$WORK/limit-$c.json" 'd["created"]')")"$'\n'
   log "POST /register/ at concurrency $c"
-  snapshot before
+  snapshot before "$USERS_PID" "$NOTIF_PID"
   load --url "http://127.0.0.1:$USERS_PORT" -c "$c" --duration "$SECONDS_PER_RUN" >"$WORK/http-$c.json"
   n=$(json "$WORK/http-$c.json" 'd["created"]')
   CREATED=$((CREATED + n))
   # The relay and the consumer finish this run's events before the next run starts, so
   # their work is counted here and does not spill into the next run.
   wait_handled "$CREATED"
-  snapshot after
+  snapshot after "$USERS_PID" "$NOTIF_PID"
   PROFILE_ROWS+="| API, c=$c |$(profile_row "$before" "$after" "$n")"$'\n'
   lim=$(json "$WORK/limit-$c.json" 'round(d["throughput_per_second"], 1)')
   api=$(json "$WORK/http-$c.json" 'round(d["throughput_per_second"], 1)')
@@ -248,10 +250,10 @@ USERS_MAX=$(cat "$WORK/users.rss")
 # the runs above, so this measures the pipeline, not a backlog).
 HALF=$(awk -v b="$BEST" 'BEGIN { printf "%d", b / 2 }')
 log "end-to-end latency at $HALF registrations/s"
-snapshot before
+snapshot before "$USERS_PID" "$NOTIF_PID"
 load --url "http://127.0.0.1:$USERS_PORT" -c 64 --rate "$HALF" --duration "$SECONDS_PER_RUN" --verify \
   --notifications-database-url "$(url "${DBS[3]}")" >"$WORK/e2e.json" || die "verify failed: $(cat "$WORK/e2e.json")"
-snapshot after
+snapshot after "$USERS_PID" "$NOTIF_PID"
 PROFILE_ROWS+="| API at $HALF/s (end-to-end run) |$(profile_row "$before" "$after" "$(json "$WORK/e2e.json" 'd["created"]')")"$'\n'
 E2E=$(json "$WORK/e2e.json" '"%.2f | %.2f | %.2f | %.2f" % tuple(d["verify"]["end_to_end_latency_ms"][k] for k in ("p50","p90","p99","max"))')
 E2E_REQ=$(json "$WORK/e2e.json" '"%.2f | %.2f" % (d["latency_ms"]["p50"], d["latency_ms"]["p99"])')
@@ -348,12 +350,9 @@ predict_profile() {
 }
 predict_load() {
   local name=$1; shift
-  local saved_users=${USERS_PID:-0} saved_notif=${NOTIF_PID:-0}
-  USERS_PID=$PRED_PID NOTIF_PID=0
-  snapshot before
+  snapshot before "$PRED_PID" 0
   load "$@" --duration "$SECONDS_PER_RUN" >"$WORK/$name.json" || die "$name failed: $(cat "$WORK/$name.json")"
-  snapshot after
-  USERS_PID=$saved_users NOTIF_PID=$saved_notif
+  snapshot after "$PRED_PID" 0
   PREDICT_PROFILE="$(predict_profile "$before" "$after" "$(json "$WORK/$name.json" 'max(d["created"], 1)')")"
 }
 predict_row() {

@@ -57,7 +57,6 @@ trap cleanup EXIT
 started=$SECONDS
 checks=0
 pass() { checks=$((checks + 1)); log "ok: $*"; }
-step() { printf '\n[deploy] === %s\n' "$*"; }
 
 [ -n "$TRAEFIK_VERSION" ] || die "cannot read Traefik's version from docker-compose.yml"
 

@@ -31,12 +31,13 @@ set -euo pipefail
 
 REPO_ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$REPO_ROOT"
+# shellcheck source=scripts/lib/common.sh
+. "$REPO_ROOT/scripts/lib/common.sh"
 
 USERS=${DASHBOARD_CHECK_USERS:-50}
 WAIT_SECONDS=${DASHBOARD_CHECK_WAIT_SECONDS:-180}
 
-log() { printf '[dashboards] %s\n' "$*"; }
-die() { printf '[dashboards] FAILED: %s\n' "$*" >&2; exit 1; }
+LOG_TAG=dashboards
 
 : "${TEST_MYSQL_URL:?set TEST_MYSQL_URL (eval \"\$(scripts/deps.sh env)\")}"
 : "${TEST_KAFKA_BROKERS:?set TEST_KAFKA_BROKERS (eval \"\$(scripts/deps.sh env)\")}"
@@ -77,7 +78,6 @@ cleanup() {
 }
 trap cleanup EXIT
 
-free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'; }
 
 # wait_http URL WHAT: polls until URL answers 2xx.
 wait_http() {
@@ -269,16 +269,14 @@ sys.exit(1 if failed else 0)
 PY
 log "every panel target returned series and every alert rule evaluates"
 
-# The traefik job of the compose prometheus.yml against the real Traefik.
-python3 - "http://127.0.0.1:$PROM_PORT" "$USERS" <<'PY' || die "the traefik scrape job does not work; logs were in $WORK"
+# poll_prometheus TITLE NAME=EXPR...: queries Prometheus for up to 60 s until every
+# expression returns a series, then prints each check as "TITLE: NAME ok|FAILED EXPR";
+# fails when any never did.
+poll_prometheus() {
+  python3 - "http://127.0.0.1:$PROM_PORT" "$@" <<'PY'
 import json, sys, time, urllib.parse, urllib.request
-prom, users = sys.argv[1], int(sys.argv[2])
-checks = {
-    "target up": 'up{job="traefik"} == 1',
-    "service requests": f'sum(traefik_service_requests_total{{job="traefik",service="user-service@file",code="201"}}) >= {users}',
-    "router requests": f'sum(traefik_router_requests_total{{job="traefik",router="user-service@file",code="201"}}) >= {users}',
-    "request durations": 'sum(traefik_service_request_duration_seconds_count{job="traefik",service="user-service@file"}) > 0',
-}
+prom, title = sys.argv[1], sys.argv[2]
+checks = dict(arg.split("=", 1) for arg in sys.argv[3:])
 def ok(expr):
     url = prom + "/api/v1/query?" + urllib.parse.urlencode({"query": expr})
     with urllib.request.urlopen(url, timeout=10) as response:
@@ -289,39 +287,32 @@ while pending and time.monotonic() < deadline:
     pending = {k: e for k, e in pending.items() if not ok(e)}
     if pending:
         time.sleep(0.5)
+width = max(map(len, checks)) + 1
 for name, expr in checks.items():
-    print(f"traefik job: {name.ljust(18)} {'FAILED' if name in pending else 'ok'}  {expr}")
+    print(f"{title}: {name.ljust(width)} {'FAILED' if name in pending else 'ok'}  {expr}")
 sys.exit(1 if pending else 0)
 PY
+}
+
+# The traefik job of the compose prometheus.yml against the real Traefik.
+poll_prometheus "traefik job" \
+  'target up=up{job="traefik"} == 1' \
+  'service requests=sum(traefik_service_requests_total{job="traefik",service="user-service@file",code="201"}) >= '"$USERS" \
+  'router requests=sum(traefik_router_requests_total{job="traefik",router="user-service@file",code="201"}) >= '"$USERS" \
+  'request durations=sum(traefik_service_request_duration_seconds_count{job="traefik",service="user-service@file"}) > 0' \
+  || die "the traefik scrape job does not work; logs were in $WORK"
 log "the compose traefik scrape job works against a real Traefik"
 
 # The prediction-service job counts what was sent above, and names the committed model.
-python3 - "http://127.0.0.1:$PROM_PORT" "$(sha256sum <models/wine-forest.onnx | cut -d' ' -f1)" <<'PY' \
+job='job="prediction-service"'
+sha=$(sha256sum <models/wine-forest.onnx | cut -d' ' -f1)
+poll_prometheus "prediction-service job" \
+  "target up=up{$job} == 1" \
+  "http successes=sum(predictions_total{$job,transport=\"http\",outcome=\"success\"}) >= 60" \
+  "http invalid=sum(predictions_total{$job,transport=\"http\",outcome=\"invalid\"}) >= 1" \
+  "kafka successes=sum(predictions_total{$job,transport=\"kafka\",outcome=\"success\"}) >= 2" \
+  "http latencies=sum(prediction_latency_seconds_count{$job,transport=\"http\"}) >= 61" \
+  "model served=model_info{$job,sha256=\"$sha\"} == 1" \
+  'gateway route=sum(traefik_router_requests_total{job="traefik",router="prediction-service@file",code="200"}) >= 40' \
   || die "the prediction-service metrics do not count the predictions sent; logs were in $WORK"
-import json, sys, time, urllib.parse, urllib.request
-prom, sha = sys.argv[1], sys.argv[2]
-job = 'job="prediction-service"'
-checks = {
-    "target up": f'up{{{job}}} == 1',
-    "http successes": f'sum(predictions_total{{{job},transport="http",outcome="success"}}) >= 60',
-    "http invalid": f'sum(predictions_total{{{job},transport="http",outcome="invalid"}}) >= 1',
-    "kafka successes": f'sum(predictions_total{{{job},transport="kafka",outcome="success"}}) >= 2',
-    "http latencies": f'sum(prediction_latency_seconds_count{{{job},transport="http"}}) >= 61',
-    "model served": f'model_info{{{job},sha256="{sha}"}} == 1',
-    "gateway route": 'sum(traefik_router_requests_total{job="traefik",router="prediction-service@file",code="200"}) >= 40',
-}
-def ok(expr):
-    url = prom + "/api/v1/query?" + urllib.parse.urlencode({"query": expr})
-    with urllib.request.urlopen(url, timeout=10) as response:
-        return bool(json.load(response)["data"]["result"])
-deadline = time.monotonic() + 60
-pending = dict(checks)
-while pending and time.monotonic() < deadline:
-    pending = {k: e for k, e in pending.items() if not ok(e)}
-    if pending:
-        time.sleep(0.5)
-for name, expr in checks.items():
-    print(f"prediction-service job: {name.ljust(16)} {'FAILED' if name in pending else 'ok'}  {expr}")
-sys.exit(1 if pending else 0)
-PY
 log "the prediction-service job counts the predictions sent and names the committed model"

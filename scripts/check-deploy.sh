@@ -38,7 +38,6 @@ MINIKUBE_MAX_CPU=2
 MINIKUBE_MAX_MEMORY=4Gi
 started=$SECONDS
 
-step() { printf '\n[deploy] === %s\n' "$*"; }
 
 values_files() { printf '%s\n' default minikube production; }
 values_arg() {
@@ -391,7 +390,7 @@ PY
 
 check_shell() {
   step "shell scripts (shellcheck)"
-  local scripts=(scripts/check-deploy.sh scripts/check-dashboards.sh scripts/render-k8s.sh scripts/lib/deploy-tools.sh scripts/bench.sh k8s/deploy.sh generate-test-data.sh scripts/cross-arm64.sh scripts/lib/cross-env.sh scripts/kube.sh scripts/check-chart-cluster.sh scripts/gateway.sh scripts/check-gateway.sh scripts/check-gateway-kube.sh scripts/tract-parity.sh)
+  local scripts=(scripts/check-deploy.sh scripts/check-dashboards.sh scripts/render-k8s.sh scripts/lib/common.sh scripts/lib/deploy-tools.sh scripts/fuzz-api.sh scripts/soak.sh scripts/bench.sh k8s/deploy.sh generate-test-data.sh scripts/cross-arm64.sh scripts/lib/cross-env.sh scripts/kube.sh scripts/check-chart-cluster.sh scripts/gateway.sh scripts/check-gateway.sh scripts/check-gateway-kube.sh scripts/tract-parity.sh)
   local s
   for s in "${scripts[@]}"; do
     [ -f "$s" ] || die "missing $s"

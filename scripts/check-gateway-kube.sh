@@ -22,8 +22,7 @@ REPO_ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 # shellcheck source=scripts/lib/deploy-tools.sh
 . "$REPO_ROOT/scripts/lib/deploy-tools.sh"
 cd "$REPO_ROOT"
-log() { printf '[gateway-kube] %s\n' "$*"; }
-die() { printf '[gateway-kube] FAILED: %s\n' "$*" >&2; exit 1; }
+LOG_TAG=gateway-kube
 
 NS=platform-gateway-test
 RELEASE=platform

@@ -31,9 +31,10 @@ set -euo pipefail
 
 REPO_ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$REPO_ROOT"
+# shellcheck source=scripts/lib/common.sh
+. "$REPO_ROOT/scripts/lib/common.sh"
 
-log() { printf '[gateway-check] %s\n' "$*"; }
-die() { printf '[gateway-check] FAILED: %s\n' "$*" >&2; exit 1; }
+LOG_TAG=gateway-check
 
 : "${TEST_MYSQL_URL:?set TEST_MYSQL_URL (eval \"\$(scripts/deps.sh up)\")}"
 : "${TEST_KAFKA_BROKERS:?set TEST_KAFKA_BROKERS (eval \"\$(scripts/deps.sh up)\")}"
@@ -76,7 +77,6 @@ cleanup() {
 }
 trap cleanup EXIT
 
-free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'; }
 
 wait_http() {
   local deadline=$((SECONDS + 60))
@@ -185,6 +185,23 @@ post() {
 header() { tr -d '\r' <"$WORK/headers" | sed -n "s/^$1: *//Ip" | tail -1; }
 status_of() { curl -sS -o /dev/null --max-time 10 -w '%{http_code}' "$@" || true; }
 json_field() { python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))[sys.argv[2]])' "$WORK/body" "$1" 2>/dev/null || true; }
+# same_errors LABEL THROUGH_URL DIRECT_URL 'WHAT|BODY'...: each body is refused with the
+# same 4xx problem+json, byte for byte, through the gateway (THROUGH_URL) as directly.
+same_errors() {
+  local label=$1 through_url=$2 direct_url=$3 pair what body through direct
+  shift 3
+  for pair in "$@"; do
+    what=$label${pair%%|*} body=${pair#*|}
+    through=$(post "$through_url" "$body")
+    cp "$WORK/body" "$WORK/body.gw"
+    direct=$(post "$direct_url" "$body")
+    if [ "$through" = "$direct" ] && [[ $through == 4*"|application/problem+json" ]] && cmp -s "$WORK/body" "$WORK/body.gw"; then
+      ok "$what: ${through%%|*} problem+json, the same through the gateway as directly"
+    else
+      fail "$what: problem+json through the gateway as directly" "gateway: $through $(cat "$WORK/body.gw")" "direct:  $direct $(cat "$WORK/body")"
+    fi
+  done
+}
 
 log "registration and its Location"
 stamp=$(date +%s%N)
@@ -210,18 +227,9 @@ expect "a replayed Idempotency-Key through the gateway answers the same Location
   "201|/api/users/users/$id|application/json"
 
 log "errors arrive untouched"
-for case in 'invalid fields|{"user_name":"","email":"not-an-email"}' 'malformed JSON|{"user_name":' \
-  "duplicate email|{\"user_name\":\"Gateway User\",\"email\":\"gw-$stamp@example.com\"}"; do
-  what=${case%%|*} body=${case#*|}
-  through=$(post "$GW/api/users/register/" "$body")
-  cp "$WORK/body" "$WORK/body.gw"
-  direct=$(post "$USER/register/" "$body")
-  if [ "$through" = "$direct" ] && [[ $through == 4*"|application/problem+json" ]] && cmp -s "$WORK/body" "$WORK/body.gw"; then
-    ok "$what: ${through%%|*} problem+json, the same through the gateway as directly"
-  else
-    fail "$what: problem+json through the gateway as directly" "gateway: $through $(cat "$WORK/body.gw")" "direct:  $direct $(cat "$WORK/body")"
-  fi
-done
+same_errors "" "$GW/api/users/register/" "$USER/register/" \
+  'invalid fields|{"user_name":"","email":"not-an-email"}' 'malformed JSON|{"user_name":' \
+  "duplicate email|{\"user_name\":\"Gateway User\",\"email\":\"gw-$stamp@example.com\"}"
 through=$(curl -sS --max-time 10 -o "$WORK/body" -w '%{http_code} %{content_type}' "$GW/api/users/no/such/path" || true)
 expect "an unknown path under /api/users: the service's 404 problem+json" "$through" "404 application/problem+json"
 
@@ -269,18 +277,9 @@ model_sha=$(sha256sum <models/wine-forest.onnx | cut -d' ' -f1)
 through=$(curl -sS --max-time 10 -o "$WORK/body" -w '%{http_code}' "$GW/api/predictions/model" || true)
 expect "GET /api/predictions/model through the gateway: 200, the committed model (sha256 of models/wine-forest.onnx)" \
   "$through $(json_field sha256)" "200 $model_sha"
-for case in "12 features|{\"features\":[1,2,3,4,5,6,7,8,9,10,11,12]}" 'malformed JSON|{"features":' \
-  "a string feature|{\"features\":[\"x\",1.71,2.43,15.6,127,2.8,3.06,0.28,2.29,5.64,1.04,3.92,1065]}"; do
-  what=${case%%|*} body=${case#*|}
-  through=$(post "$GW/api/predictions/predict" "$body")
-  cp "$WORK/body" "$WORK/body.gw"
-  direct=$(post "$PREDICT/predict" "$body")
-  if [ "$through" = "$direct" ] && [[ $through == 4*"|application/problem+json" ]] && cmp -s "$WORK/body" "$WORK/body.gw"; then
-    ok "predict, $what: ${through%%|*} problem+json, the same through the gateway as directly"
-  else
-    fail "predict, $what: problem+json through the gateway as directly" "gateway: $through $(cat "$WORK/body.gw")" "direct:  $direct $(cat "$WORK/body")"
-  fi
-done
+same_errors "predict, " "$GW/api/predictions/predict" "$PREDICT/predict" \
+  "12 features|{\"features\":[1,2,3,4,5,6,7,8,9,10,11,12]}" 'malformed JSON|{"features":' \
+  "a string feature|{\"features\":[\"x\",1.71,2.43,15.6,127,2.8,3.06,0.28,2.29,5.64,1.04,3.92,1065]}"
 expect "POST /api/predictions/predict with 12 features: 422 naming the field" \
   "$(post "$GW/api/predictions/predict" '{"features":[1,2,3,4,5,6,7,8,9,10,11,12]}' | cut -d'|' -f1) $(python3 -c 'import json,sys; print(sorted(json.load(open(sys.argv[1])).get("errors", {})))' "$WORK/body" 2>/dev/null)" \
   "422 ['features']"
@@ -304,12 +303,12 @@ else fail "the caller's traceparent reaches the service" "no user-service log li
 log "API docs: servers and the Swagger UI in Chromium"
 mkdir -p "$ARTIFACTS"
 servers() { curl -fsS --max-time 10 "$1" | python3 -c 'import json,sys; print(json.dumps(json.load(sys.stdin).get("servers")))' 2>/dev/null || echo error; }
-expect "user-service /openapi.json through the gateway: servers /api/users" "$(servers "$GW/api/users/openapi.json")" '[{"url": "/api/users"}]'
+for route in user-service=users notification-service=notifications prediction-service=predictions; do
+  prefix=/api/${route#*=}
+  expect "${route%=*} /openapi.json through the gateway: servers $prefix" \
+    "$(servers "$GW$prefix/openapi.json")" "[{\"url\": \"$prefix\"}]"
+done
 expect "user-service /openapi.json directly: no servers (the document's own origin)" "$(servers "$USER/openapi.json")" null
-expect "notification-service /openapi.json through the gateway: servers /api/notifications" \
-  "$(servers "$GW/api/notifications/openapi.json")" '[{"url": "/api/notifications"}]'
-expect "prediction-service /openapi.json through the gateway: servers /api/predictions" \
-  "$(servers "$GW/api/predictions/openapi.json")" '[{"url": "/api/predictions"}]'
 expect "/api/users/docs redirects within the prefix" \
   "$(curl -sS -o /dev/null --max-time 10 -w '%{http_code} %{redirect_url}' "$GW/api/users/docs" || true)" "303 $GW/api/users/docs/"
 

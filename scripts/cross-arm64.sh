@@ -42,8 +42,7 @@ set -euo pipefail
 REPO_ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 # shellcheck source=scripts/lib/deploy-tools.sh
 . "$REPO_ROOT/scripts/lib/deploy-tools.sh"
-log() { printf '[cross-arm64] %s\n' "$*"; }
-die() { printf '[cross-arm64] FAILED: %s\n' "$*" >&2; exit 1; }
+LOG_TAG=cross-arm64
 cd "$REPO_ROOT"
 
 TARGET=aarch64-unknown-linux-gnu

@@ -22,7 +22,8 @@ set -euo pipefail
 # ----------------------------------------------------------------------------
 # Settings (overridable from the environment)
 # ----------------------------------------------------------------------------
-PLATFORM_CACHE="${PLATFORM_CACHE:-${HOME:-/root}/.cache/platform}"
+# shellcheck source=scripts/lib/common.sh
+. "$(dirname "${BASH_SOURCE[0]}")/lib/common.sh"
 
 MYSQL_HOST=127.0.0.1
 MYSQL_PORT=3306
@@ -57,8 +58,7 @@ STOP_TIMEOUT_S="${DEPS_STOP_TIMEOUT_S:-60}"
 # ----------------------------------------------------------------------------
 # Small helpers
 # ----------------------------------------------------------------------------
-log() { echo "[deps] $*" >&2; }
-die() { echo "[deps] ERROR: $*" >&2; exit 1; }
+LOG_TAG=deps LOG_FD=2 DIE_WORD=ERROR
 
 require_root() {
   [[ $EUID -eq 0 ]] || die "must run as root to $1 (no sudo handling here)"
@@ -89,23 +89,6 @@ wait_for() {
 }
 
 not() { ! "$@"; }
-
-APT_UPDATED=0
-APT_LOG="$PLATFORM_CACHE/apt-install.log"
-apt_install() {
-  require_root "install Debian packages ($*)"
-  if ((APT_UPDATED == 0)); then
-    log "apt-get update"
-    apt-get update -qq >&2 || die "apt-get update failed; cannot install: $*"
-    APT_UPDATED=1
-  fi
-  log "apt-get install $* (output in $APT_LOG)"
-  mkdir -p "$(dirname "$APT_LOG")"
-  if ! DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends "$@" >"$APT_LOG" 2>&1; then
-    tail -n 20 "$APT_LOG" >&2
-    die "apt-get install failed for: $*"
-  fi
-}
 
 # Serialise concurrent invocations (e.g. several test binaries calling `up`).
 # Servers we launch get fd 9 closed so they do not hold the lock forever.

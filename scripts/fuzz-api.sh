@@ -8,13 +8,14 @@
 # Needs the debug build of platformctl (cargo build --workspace; scripts/test.sh does).
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
+# shellcheck source=scripts/lib/common.sh
+. scripts/lib/common.sh
 
 SCHEMATHESIS_VERSION=4.32.5
 EXAMPLES=${1:-100}
 CACHE="${PLATFORM_CACHE:-$HOME/.cache/platform}"
 VENV="$CACHE/venv-schemathesis-$SCHEMATHESIS_VERSION"
-log() { printf '[fuzz] %s\n' "$*"; }
-die() { printf '[fuzz] FAILED: %s\n' "$*" >&2; exit 1; }
+LOG_TAG=fuzz
 
 if [ ! -x "$VENV/bin/st" ]; then
   log "installing schemathesis $SCHEMATHESIS_VERSION into $VENV"
@@ -25,7 +26,6 @@ fi
 binary=target/debug/platformctl
 [ -x "$binary" ] || die "$binary is missing: run cargo build --workspace first"
 
-free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'; }
 users_port=$(free_port)
 notifications_port=$(free_port)
 data=$(mktemp -d)

@@ -28,8 +28,7 @@ REPO_ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$REPO_ROOT"
 # shellcheck source=scripts/lib/deploy-tools.sh
 source scripts/lib/deploy-tools.sh
-log() { printf '[gateway] %s\n' "$*" >&2; }
-die() { printf '[gateway] FAILED: %s\n' "$*" >&2; exit 1; }
+LOG_TAG=gateway LOG_FD=2
 
 GATEWAY_DIR="${GATEWAY_DIR:-$REPO_ROOT/target/gateway}"
 PORT_FIRST=18080

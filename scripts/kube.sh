@@ -25,7 +25,8 @@
 set -euo pipefail
 
 REPO_ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
-PLATFORM_CACHE="${PLATFORM_CACHE:-${HOME:-/root}/.cache/platform}"
+# shellcheck source=scripts/lib/common.sh
+. "$REPO_ROOT/scripts/lib/common.sh"
 
 # Inside the chart's kubeVersion range (Chart.yaml). tools/kube-build/go.mod
 # requires the same release; bump both together.
@@ -52,8 +53,7 @@ SERVICE_FIRST_IP=10.96.0.1
 START_TIMEOUT_S="${KUBE_START_TIMEOUT_S:-120}"
 STOP_TIMEOUT_S="${KUBE_STOP_TIMEOUT_S:-30}"
 
-log() { echo "[kube] $*" >&2; }
-die() { echo "[kube] ERROR: $*" >&2; exit 1; }
+LOG_TAG=kube LOG_FD=2 DIE_WORD=ERROR
 
 port_open() { (exec 3<>"/dev/tcp/$1/$2") 2>/dev/null; }
 

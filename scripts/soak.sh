@@ -37,6 +37,8 @@
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 ROOT=$PWD
+# shellcheck source=scripts/lib/common.sh
+. scripts/lib/common.sh
 
 # The command as run, with the settings given (for the report).
 COMMAND="scripts/soak.sh"
@@ -62,8 +64,7 @@ PIDS=()
 DBS=()
 TOPIC_CREATED=""
 
-log() { printf '[soak] %s\n' "$*" >&2; }
-die() { log "ERROR: $*"; exit 1; }
+LOG_TAG=soak LOG_FD=2 DIE_WORD=ERROR
 
 for setting in SOAK_MINUTES:$SOAK_MINUTES SOAK_INTERVAL:$INTERVAL SOAK_MAX_SECONDS:$MAX_SECONDS SOAK_KEYED_RATE:$KEYED_RATE; do
   [[ ${setting#*:} =~ ^[1-9][0-9]*$ ]] || die "${setting%%:*} must be a positive whole number, not '${setting#*:}'"
@@ -76,7 +77,6 @@ eval "$(scripts/deps.sh up)"
 if [ -z "${TEST_MYSQL_URL:-}" ] || [ -z "${TEST_KAFKA_BROKERS:-}" ]; then
   die "scripts/deps.sh up printed no TEST_MYSQL_URL / TEST_KAFKA_BROKERS"
 fi
-PLATFORM_CACHE=${PLATFORM_CACHE:-$HOME/.cache/platform}
 KAFKA_LIBS=$PLATFORM_CACHE/kafka-${KAFKA_VERSION:-4.1.1}/libs
 KAFKA_DATA_DIR=${KAFKA_DATA_DIR:-/tmp/platform-kafka}
 [ -d "$KAFKA_LIBS" ] || die "Kafka's jars are not in $KAFKA_LIBS (scripts/deps.sh up installs them)"
@@ -149,7 +149,6 @@ TOPIC_CONFIG=$(kafka_tool org.apache.kafka.tools.TopicCommand --bootstrap-server
 [ "$TOPIC_CONFIG" = "retention.ms=$TOPIC_RETENTION_MS segment.ms=$TOPIC_SEGMENT_MS" ] \
   || die "topic $TOPIC has '$TOPIC_CONFIG', not the retention and segment time asked for"
 
-free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
 now_ms() { date +%s%3N; }
 json() { python3 -c 'import json,sys; d=json.load(open(sys.argv[1])); print(eval(sys.argv[2], {"d": d}))' "$@"; }
 metric() {

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Runs every test of the platform, on a fresh machine or a warm one.
 #
-#   1. rustfmt and clippy (-D warnings)
+#   1. rustfmt, clippy (-D warnings) and unused dependencies (cargo-machete)
 #   2. the whole workspace on the embedded backends (SQLite, librdkafka mock cluster),
 #      the model's parity test included: the service's evaluator against scikit-learn's
 #      fixture and against tract's answers, written first by scripts/tract-parity.sh
@@ -49,6 +49,18 @@ cargo_test() {
   return "${PIPESTATUS[0]}"
 }
 
+# cargo-machete, pinned, built once into the platform's cache and reused afterwards.
+CARGO_MACHETE_VERSION=0.9.2
+ensure_cargo_machete() {
+  local root="${PLATFORM_CACHE:-${HOME:-/root}/.cache/platform}/cargo-machete-$CARGO_MACHETE_VERSION"
+  if [ ! -x "$root/bin/cargo-machete" ]; then
+    echo "installing cargo-machete $CARGO_MACHETE_VERSION into $root (once)"
+    cargo install cargo-machete --locked --version "$CARGO_MACHETE_VERSION" --root "$root" \
+      || { echo "cannot install cargo-machete $CARGO_MACHETE_VERSION from the crate registry (cargo install failed above)" >&2; exit 1; }
+  fi
+  CARGO_MACHETE="$root/bin/cargo-machete"
+}
+
 step "toolchain"
 command -v cargo >/dev/null || { echo "cargo not found: install Rust (rustup) first" >&2; exit 1; }
 for component in rustfmt clippy; do
@@ -61,6 +73,11 @@ cargo fmt --all -- --check
 
 step "lint (cargo clippy -D warnings)"
 cargo clippy --workspace --all-targets --all-features --locked -- -D warnings
+
+step "unused dependencies (cargo-machete)"
+ensure_cargo_machete
+# False positives are listed, with the reason, under [package.metadata.cargo-machete].
+"$CARGO_MACHETE" --skip-target-dir
 
 step "SMTP test server: aiosmtpd in a venv (scripts/smtp-sink.sh install)"
 scripts/smtp-sink.sh install

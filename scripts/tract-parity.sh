@@ -18,13 +18,13 @@
 set -euo pipefail
 
 REPO_ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
-PLATFORM_CACHE="${PLATFORM_CACHE:-${HOME:-/root}/.cache/platform}"
+# shellcheck source=scripts/lib/common.sh
+. "$REPO_ROOT/scripts/lib/common.sh"
+LOG_TAG=tract LOG_FD=2
 TOOL_DIR="$REPO_ROOT/tools/tract-parity"
 FIXTURE="$REPO_ROOT/models/wine-forest-parity.json"
 DEFAULT_MODEL="$REPO_ROOT/models/wine-forest.onnx"
 
-log() { printf '[tract] %s\n' "$*" >&2; }
-die() { printf '[tract] FAILED: %s\n' "$*" >&2; exit 1; }
 
 # The exact tract-onnx version tools/tract-parity/Cargo.toml pins ("=X.Y.Z").
 tract_version() {

@@ -12,7 +12,7 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use anyhow::{Context, bail};
-use clap::Parser;
+use clap::{Args, Parser};
 use rdkafka::consumer::{BaseConsumer, Consumer, StreamConsumer};
 use rdkafka::message::{Header, OwnedHeaders};
 use rdkafka::producer::{FutureProducer, FutureRecord};
@@ -22,23 +22,38 @@ use serde_json::{Value, json};
 use service_kit::kafka::KafkaArgs;
 use uuid::Uuid;
 
-#[derive(Debug, Parser)]
-pub struct PredictArgs {
+/// Where prediction requests go and their answers come back: shared by `predict` and
+/// `load --target predict-kafka`, so both speak to the prediction-service the same way.
+#[derive(Debug, Clone, Args)]
+pub struct RequestReplyArgs {
     /// Kafka bootstrap servers.
     #[arg(
         long,
         env = "KAFKA_BOOTSTRAP_SERVERS",
         default_value = "127.0.0.1:9092"
     )]
-    brokers: String,
+    pub brokers: String,
 
     /// Topic of prediction requests.
     #[arg(long, default_value = "prediction_requests")]
-    request_topic: String,
+    pub request_topic: String,
 
     /// Topic the answers are read from (sent as the requests' `reply-to` header).
     #[arg(long, default_value = "prediction_results")]
-    reply_topic: String,
+    pub reply_topic: String,
+}
+
+impl RequestReplyArgs {
+    /// Kafka settings whose consumer side reads the reply topic.
+    pub fn kafka(&self) -> KafkaArgs {
+        KafkaArgs::new(self.brokers.clone(), self.reply_topic.clone())
+    }
+}
+
+#[derive(Debug, Parser)]
+pub struct PredictArgs {
+    #[command(flatten)]
+    topics: RequestReplyArgs,
 
     /// One request: 13 comma-separated feature values (repeat for more).
     #[arg(long, value_name = "F1,...,F13", allow_hyphen_values = true)]
@@ -66,7 +81,7 @@ pub async fn run(args: PredictArgs) -> anyhow::Result<()> {
     if requests.is_empty() {
         bail!("no requests: give --features, --csv or --jsonl");
     }
-    let kafka = KafkaArgs::new(args.brokers.clone(), args.reply_topic.clone());
+    let kafka = args.topics.kafka();
     let timeout = Duration::from_secs_f64(args.timeout.max(0.1));
     let answers = listen_at_end(&kafka, timeout).await?;
     let producer: FutureProducer = kafka.producer_config().create()?;
@@ -75,9 +90,9 @@ pub async fn run(args: PredictArgs) -> anyhow::Result<()> {
         let payload = serde_json::to_vec(body)?;
         let headers = OwnedHeaders::new().insert(Header {
             key: "reply-to",
-            value: Some(args.reply_topic.as_bytes()),
+            value: Some(args.topics.reply_topic.as_bytes()),
         });
-        let record: FutureRecord<'_, str, [u8]> = FutureRecord::to(&args.request_topic)
+        let record: FutureRecord<'_, str, [u8]> = FutureRecord::to(&args.topics.request_topic)
             .key(id.as_str())
             .payload(payload.as_slice())
             .headers(headers);

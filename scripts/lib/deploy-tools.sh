@@ -16,31 +16,16 @@ HELM_K8S_MINOR=34
 KUBE_SCORE_VERSION=v1.20.0
 HADOLINT_VERSION=2.15.1
 
-PLATFORM_CACHE="${PLATFORM_CACHE:-$HOME/.cache/platform}"
+# shellcheck source=scripts/lib/common.sh
+. "$(dirname "${BASH_SOURCE[0]}")/common.sh"
+LOG_TAG=deploy
+
+# step TITLE: the heading of one part of a check.
+step() { printf '\n[%s] === %s\n' "$LOG_TAG" "$*"; }
+
 TOOLS_BIN="$PLATFORM_CACHE/bin"
 mkdir -p "$TOOLS_BIN"
 export PATH="$TOOLS_BIN:$PATH"
-
-log() { printf '[deploy] %s\n' "$*"; }
-die() { printf '[deploy] FAILED: %s\n' "$*" >&2; exit 1; }
-
-apt_updated=""
-apt_install() {
-  command -v apt-get >/dev/null || die "apt-get not found: install $* by hand"
-  local sudo=""
-  if [ "$(id -u)" != 0 ]; then
-    command -v sudo >/dev/null || die "need root or sudo to apt-get install $*"
-    sudo="sudo"
-  fi
-  if [ -z "$apt_updated" ]; then
-    log "apt-get update"
-    $sudo apt-get update -qq >/dev/null || die "apt-get update failed"
-    apt_updated=1
-  fi
-  log "apt-get install $*"
-  DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends "$@" >/dev/null \
-    || die "apt-get install $* failed"
-}
 
 ensure_go() {
   if ! command -v go >/dev/null && [ -x /usr/local/go/bin/go ]; then

@@ -4,137 +4,27 @@
 //! throughput and latency percentiles from an HDR histogram. `--verify` then waits until
 //! every created user was notified and checks each exactly once.
 
+mod args;
 mod http;
+mod latency;
+mod outcome;
 mod predict;
 mod progress;
 mod report;
+mod tally;
 mod target;
 mod verify;
 
-use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
-use clap::Parser;
-use hdrhistogram::Histogram;
-
-use report::{Report, Summary};
-use target::{Outcome, Target};
-
-/// What a load run drives.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
-pub enum TargetKind {
-    /// `POST /register/` of the user-service at `--url` (or its store, `--database-url`).
-    Register,
-    /// `POST /predict` of the prediction-service at `--url`, one request each.
-    PredictHttp,
-    /// Prediction requests on `--request-topic` at `--brokers`, each answer awaited on
-    /// `--reply-topic` (sent as the `reply-to` header).
-    PredictKafka,
-}
-
-#[derive(Debug, Clone, Parser)]
-pub struct LoadArgs {
-    /// What to drive.
-    #[arg(long, value_enum, default_value_t = TargetKind::Register)]
-    target: TargetKind,
-
-    /// Service base URL: the user-service, or the prediction-service for
-    /// `--target predict-http` (e.g. http://127.0.0.1:8002).
-    #[arg(
-        long,
-        env = "USER_SERVICE_URL",
-        default_value = "http://127.0.0.1:8000"
-    )]
-    url: String,
-
-    /// Skip HTTP and Kafka: run the registration transaction (user + outbox row) straight
-    /// against this database through the user-service store. This is the ceiling the
-    /// HTTP path is measured against.
-    #[arg(long, hide_env_values = true, conflicts_with = "verify")]
-    database_url: Option<String>,
-
-    /// Kafka bootstrap servers (`--target predict-kafka`).
-    #[arg(
-        long,
-        env = "KAFKA_BOOTSTRAP_SERVERS",
-        default_value = "127.0.0.1:9092"
-    )]
-    brokers: String,
-
-    /// Topic of prediction requests (`--target predict-kafka`).
-    #[arg(long, default_value = "prediction_requests")]
-    request_topic: String,
-
-    /// Topic the answers are awaited on (`--target predict-kafka`).
-    #[arg(long, default_value = "prediction_results")]
-    reply_topic: String,
-
-    /// Requests in flight at once (one keep-alive connection each).
-    #[arg(long, short = 'c', default_value_t = 8)]
-    concurrency: usize,
-
-    /// Target rate in requests per second over all connections (default: as fast as
-    /// possible). Latency is then measured from each request's scheduled start, so a
-    /// stalled server cannot hide queueing delay.
-    #[arg(long)]
-    rate: Option<f64>,
-
-    /// Requests to send (default 1000 unless `--duration` is given).
-    #[arg(long, short = 'n')]
-    count: Option<u64>,
-
-    /// Seconds to run; with `--count`, whichever ends first.
-    #[arg(long)]
-    duration: Option<f64>,
-
-    /// Tag in the generated emails (default: random), so runs never collide.
-    #[arg(long)]
-    run_id: Option<String>,
-
-    /// Print the report as JSON on stdout.
-    #[arg(long)]
-    json: bool,
-
-    /// After the run, wait until every created user was notified and check that each
-    /// was notified exactly once; also measures end-to-end latency.
-    #[arg(long)]
-    verify: bool,
-
-    #[command(flatten)]
-    verify_args: verify::VerifyArgs,
-}
-
-/// What each worker collected.
-struct Tally {
-    latency: Histogram<u64>,
-    statuses: BTreeMap<String, u64>,
-    created: Vec<verify::Created>,
-}
-
-impl Tally {
-    fn new() -> Self {
-        Self {
-            latency: new_histogram(),
-            statuses: BTreeMap::new(),
-            created: Vec::new(),
-        }
-    }
-
-    fn merge(&mut self, other: Self) {
-        let _ = self.latency.add(&other.latency);
-        for (status, n) in other.statuses {
-            *self.statuses.entry(status).or_default() += n;
-        }
-        self.created.extend(other.created);
-    }
-}
-
-/// Microsecond histogram from 1 µs to 1 h at 3 significant digits.
-pub(crate) fn new_histogram() -> Histogram<u64> {
-    Histogram::new_with_bounds(1, 3_600_000_000, 3).expect("valid histogram bounds")
-}
+pub use args::LoadArgs;
+use args::TargetKind;
+use outcome::Outcome;
+use report::Report;
+use tally::Tally;
+use target::Target;
 
 /// Shared by the workers: which request is next, when the run ends, live counters.
 struct Plan {
@@ -187,7 +77,7 @@ pub async fn run(args: LoadArgs) -> anyhow::Result<()> {
     let tally = drive(&target, &plan).await;
     let elapsed = plan.start.elapsed();
     ticker.abort();
-    progress::finish();
+    progress::clear_terminal_line();
 
     let mut report = Report::new(&args, &run_id, target.name(), elapsed, &tally);
     if args.verify {
@@ -248,22 +138,10 @@ async fn worker(target: Arc<Target>, plan: Arc<Plan>) -> Tally {
     tally
 }
 
-impl Summary {
-    fn of(histogram: &Histogram<u64>) -> Self {
-        let ms = |micros: u64| micros as f64 / 1000.0;
-        Self {
-            p50: ms(histogram.value_at_quantile(0.50)),
-            p90: ms(histogram.value_at_quantile(0.90)),
-            p99: ms(histogram.value_at_quantile(0.99)),
-            p999: ms(histogram.value_at_quantile(0.999)),
-            max: ms(histogram.max()),
-            mean: histogram.mean() / 1000.0,
-        }
-    }
-}
-
 #[cfg(test)]
 mod tests {
+    use clap::Parser;
+
     use super::*;
 
     fn args(extra: &[&str]) -> LoadArgs {

@@ -15,11 +15,11 @@ use rdkafka::producer::{FutureProducer, FutureRecord};
 use rdkafka::util::Timeout;
 use serde::Deserialize;
 use serde_json::Value;
-use service_kit::kafka::KafkaArgs;
 use tokio::sync::oneshot;
 use uuid::Uuid;
 
-use super::target::Outcome;
+use super::outcome::Outcome;
+use crate::predict::RequestReplyArgs;
 
 /// The data set with scikit-learn's answers, as models/train.sh wrote it.
 const PARITY: &str = include_str!("../../../models/wine-forest-parity.json");
@@ -87,12 +87,8 @@ pub struct KafkaRoundTrip {
 }
 
 impl KafkaRoundTrip {
-    pub async fn connect(
-        brokers: &str,
-        request_topic: &str,
-        reply_topic: &str,
-    ) -> anyhow::Result<Self> {
-        let kafka = KafkaArgs::new(brokers, reply_topic);
+    pub async fn connect(topics: &RequestReplyArgs) -> anyhow::Result<Self> {
+        let kafka = topics.kafka();
         let answers = crate::predict::listen_at_end(&kafka, Duration::from_secs(10)).await?;
         let waiting = Waiting::default();
         let handed = waiting.clone();
@@ -113,8 +109,8 @@ impl KafkaRoundTrip {
         });
         Ok(Self {
             producer: kafka.producer_config().create()?,
-            request_topic: request_topic.to_owned(),
-            reply_topic: reply_topic.to_owned(),
+            request_topic: topics.request_topic.clone(),
+            reply_topic: topics.reply_topic.clone(),
             waiting,
             reader,
         })

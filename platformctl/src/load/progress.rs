@@ -57,8 +57,8 @@ pub fn spawn(counters: Arc<Counters>, total: u64, verbose: bool) -> tokio::task:
     })
 }
 
-/// Ends the rewritten progress line.
-pub fn finish() {
+/// Erases the rewritten progress line on a terminal, so the report starts on a clean line.
+pub fn clear_terminal_line() {
     if std::io::stderr().is_terminal() {
         let _ = writeln!(std::io::stderr(), "\r\x1b[2K");
     }

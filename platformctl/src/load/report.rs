@@ -5,20 +5,11 @@ use std::time::Duration;
 
 use serde::Serialize;
 
-use super::target::SUCCESS;
+use super::args::LoadArgs;
+use super::latency::Summary;
+use super::outcome::SUCCESS;
+use super::tally::Tally;
 use super::verify::Verification;
-use super::{LoadArgs, Tally};
-
-/// Latency percentiles in milliseconds.
-#[derive(Debug, Clone, Serialize)]
-pub struct Summary {
-    pub p50: f64,
-    pub p90: f64,
-    pub p99: f64,
-    pub p999: f64,
-    pub max: f64,
-    pub mean: f64,
-}
 
 #[derive(Debug, Serialize)]
 pub struct Report {
@@ -135,14 +126,5 @@ impl Report {
             ));
         }
         out
-    }
-}
-
-impl Summary {
-    fn line(&self) -> String {
-        format!(
-            "p50 {:.2} ms, p90 {:.2} ms, p99 {:.2} ms, p99.9 {:.2} ms, max {:.2} ms",
-            self.p50, self.p90, self.p99, self.p999, self.max
-        )
     }
 }

@@ -12,7 +12,7 @@ use serde::Serialize;
 use service_kit::db::Database;
 use uuid::Uuid;
 
-use super::report::Summary;
+use super::latency::{Summary, new_histogram};
 
 /// Where the deliveries are read from.
 #[derive(Debug, Clone, Args)]
@@ -106,7 +106,7 @@ fn tally(created: &[Created], rows: &[Delivery], wait_seconds: f64) -> Verificat
             .or_default()
             .push(row.delivered_at);
     }
-    let mut latency = super::new_histogram();
+    let mut latency = new_histogram();
     let mut delivered = 0;
     for c in created {
         if let Some(first) = per_user.get(&c.user_id).and_then(|t| t.iter().min()) {
