@@ -2,12 +2,12 @@
 # Runs every test of the platform, on a fresh machine or a warm one.
 #
 #   1. rustfmt, clippy (-D warnings) and unused dependencies (cargo-machete)
-#   2. the whole workspace on the embedded backends (SQLite, librdkafka mock cluster),
-#      the model's parity test included: the service's evaluator against scikit-learn's
-#      fixture and against tract's answers, written first by scripts/tract-parity.sh
-#      (tract is built once into the cache, outside the workspace)
+#   2. the whole workspace on the embedded backends (SQLite, librdkafka mock cluster)
 #   3. MariaDB and an Apache Kafka broker installed and started by scripts/deps.sh
-#      (reused when already running), then the same tests against them
+#      (reused when already running), then the same tests against them, the model's
+#      parity test included: the service's evaluator against scikit-learn's fixture and
+#      against tract's answers, written by scripts/tract-parity.sh (tract is built once
+#      into the cache, outside the workspace, in the background from the start of the run)
 #   4. fault tests: service processes with Kafka killed, MariaDB stopped, services killed,
 #      and gray failures: MariaDB, the broker or a consumer replica frozen (SIGSTOP), a
 #      COMMIT answered after the deadline, a packet-dropping partition from the broker
@@ -68,6 +68,15 @@ for component in rustfmt clippy; do
 done
 cargo --version
 
+step "tract's answers on the parity rows (scripts/tract-parity.sh), in the background"
+# tract takes minutes to compile the first time (it is cached afterwards): it builds at the
+# lowest priority while the steps below wait on the network, the disk and the services, and
+# the real-backend pass, which compares the evaluator with tract, waits for it.
+tract_predictions="$log_dir/tract-predictions.json"
+nice -n 19 scripts/tract-parity.sh predict "$tract_predictions" >"$log_dir/tract.log" 2>&1 &
+tract_pid=$!
+trap 'kill "$tract_pid" 2>/dev/null || true; rm -rf "$log_dir"' EXIT
+
 step "format (cargo fmt --check)"
 cargo fmt --all -- --check
 
@@ -82,15 +91,16 @@ ensure_cargo_machete
 step "SMTP test server: aiosmtpd in a venv (scripts/smtp-sink.sh install)"
 scripts/smtp-sink.sh install
 
-step "tract's answers on the parity rows (scripts/tract-parity.sh; tract is built once)"
-tract_predictions="$log_dir/tract-predictions.json"
-scripts/tract-parity.sh predict "$tract_predictions"
-
 step "tests on the embedded backends (SQLite + librdkafka mock cluster)"
-cargo_test embedded PLATFORM_TEST_BACKEND=embedded TEST_TRACT_PREDICTIONS="$tract_predictions"
+# tract's parity is checked in the real-backend pass below.
+cargo_test embedded PLATFORM_TEST_BACKEND=embedded
 
 step "real MariaDB and Kafka (scripts/deps.sh)"
 eval "$(scripts/deps.sh up)"
+
+step "tract's answers (waiting for scripts/tract-parity.sh)"
+wait "$tract_pid" || { cat "$log_dir/tract.log" >&2; echo "scripts/tract-parity.sh failed: tract's answers for the parity test are missing (its output is above)" >&2; exit 1; }
+cat "$log_dir/tract.log"
 
 step "tests on real MariaDB $(mariadb --version | grep -o '[0-9]*\.[0-9]*\.[0-9]*-MariaDB' | head -1) and Kafka at $TEST_KAFKA_BROKERS"
 cargo_test real PLATFORM_TEST_BACKEND=real TEST_MYSQL_URL="$TEST_MYSQL_URL" TEST_KAFKA_BROKERS="$TEST_KAFKA_BROKERS" \
