@@ -198,7 +198,7 @@ async fn a_webhook_that_keeps_failing_dead_letters_the_event_and_later_events_fl
         body.user_id = doomed.user_id;
         producer.publish(&attributes, &body).await;
     }
-    // Started on a backlog, the consumer fetches the six together (its batch path).
+    // Started on a backlog, the consumer fetches the six together and runs them as one batch.
     let app = spawn_app(&config).await;
 
     assert!(

@@ -296,7 +296,7 @@ async fn a_registration_is_one_trace_from_http_through_kafka_to_delivery() {
     users.wait_live().await;
 
     // Registered before the consumer runs, so that it finds both events waiting and
-    // handles them together (its batch path); a later one takes the single-event path.
+    // runs them through its pipeline as one batch; a later one arrives as a batch of one.
     // Without an incoming traceparent the trace starts at the server span.
     let ada = register(&users, "Ada Lovelace", None).await;
     // With one, the server span continues the caller's trace.

@@ -8,7 +8,7 @@ use tokio::sync::{Mutex, MutexGuard};
 
 use super::{Database, DbError, Dialect};
 
-/// The connection of a long-running worker (the outbox relay, the consumer's batch path),
+/// The connection of a long-running worker (the outbox relay, the consumer's pipeline),
 /// kept instead of borrowed from the pool for every batch: the pool pings each connection
 /// it takes back, one more round-trip per batch on top of the batch's own statements. On
 /// SQLite, whose pool is its single writer connection, it is borrowed from the pool.
