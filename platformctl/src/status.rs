@@ -119,6 +119,7 @@ pub fn age(seconds: Option<i64>) -> String {
     }
 }
 
+/// The report as kubectl-like tables: workloads, pods, consumers, outbox.
 fn render(report: &Report) -> String {
     let mut out = String::new();
     let _ = writeln!(
@@ -126,6 +127,14 @@ fn render(report: &Report) -> String {
         "Release {} in namespace {}\n",
         report.release, report.namespace
     );
+    render_workloads(&mut out, report);
+    render_pods(&mut out, report);
+    render_consumers(&mut out, report);
+    render_outbox(&mut out, report);
+    out
+}
+
+fn render_workloads(out: &mut String, report: &Report) {
     let _ = writeln!(
         out,
         "{:<44} {:<12} {:>7} {:>5} {:>7}",
@@ -138,6 +147,9 @@ fn render(report: &Report) -> String {
             w.name, w.kind, w.desired, w.ready, w.updated
         );
     }
+}
+
+fn render_pods(out: &mut String, report: &Report) {
     let _ = writeln!(
         out,
         "\n{:<52} {:<9} {:<5} {:>8} {:>6}",
@@ -154,49 +166,11 @@ fn render(report: &Report) -> String {
             age(p.age_seconds)
         );
     }
+}
+
+fn render_consumers(out: &mut String, report: &Report) {
     let _ = writeln!(out, "\nCONSUMERS (notification-service)");
-    let rows: Vec<[String; 6]> = report
-        .consumers
-        .iter()
-        .flat_map(|c| match (&c.value, &c.error) {
-            (Some(status), _) if status.partitions.is_empty() => {
-                let note = status
-                    .partitions_error
-                    .as_deref()
-                    .unwrap_or("no partitions assigned");
-                vec![[
-                    c.pod.clone(),
-                    status.state.clone(),
-                    format!("({note})"),
-                    String::new(),
-                    String::new(),
-                    String::new(),
-                ]]
-            }
-            (Some(status), _) => status
-                .partitions
-                .iter()
-                .map(|p| {
-                    [
-                        c.pod.clone(),
-                        status.state.clone(),
-                        format!("{}/{}", p.topic, p.partition),
-                        p.committed_offset.map_or("-".into(), |o| o.to_string()),
-                        p.high_watermark.to_string(),
-                        p.lag.to_string(),
-                    ]
-                })
-                .collect(),
-            (None, error) => vec![[
-                c.pod.clone(),
-                "error".into(),
-                error.clone().unwrap_or_default(),
-                String::new(),
-                String::new(),
-                String::new(),
-            ]],
-        })
-        .collect();
+    let rows: Vec<[String; 6]> = report.consumers.iter().flat_map(consumer_rows).collect();
     let width = rows
         .iter()
         .map(|r| r[2].len())
@@ -222,6 +196,48 @@ fn render(report: &Report) -> String {
         .map(|s| s.total_lag)
         .sum();
     let _ = writeln!(out, "total lag: {total}");
+}
+
+/// One row per assigned partition; a pod without partitions, or that did not answer, gets
+/// one row that says why.
+fn consumer_rows(c: &PodResult<ConsumerStatus>) -> Vec<[String; 6]> {
+    let note_row = |state: String, note: String| {
+        vec![[
+            c.pod.clone(),
+            state,
+            note,
+            String::new(),
+            String::new(),
+            String::new(),
+        ]]
+    };
+    match (&c.value, &c.error) {
+        (Some(status), _) if status.partitions.is_empty() => {
+            let note = status
+                .partitions_error
+                .as_deref()
+                .unwrap_or("no partitions assigned");
+            note_row(status.state.clone(), format!("({note})"))
+        }
+        (Some(status), _) => status
+            .partitions
+            .iter()
+            .map(|p| {
+                [
+                    c.pod.clone(),
+                    status.state.clone(),
+                    format!("{}/{}", p.topic, p.partition),
+                    p.committed_offset.map_or("-".into(), |o| o.to_string()),
+                    p.high_watermark.to_string(),
+                    p.lag.to_string(),
+                ]
+            })
+            .collect(),
+        (None, error) => note_row("error".into(), error.clone().unwrap_or_default()),
+    }
+}
+
+fn render_outbox(out: &mut String, report: &Report) {
     let _ = writeln!(out, "\nOUTBOX (user-service)");
     let _ = writeln!(out, "{:<52} {:>7}", "POD", "BACKLOG");
     for o in &report.outbox {
@@ -239,7 +255,6 @@ fn render(report: &Report) -> String {
             }
         }
     }
-    out
 }
 
 #[cfg(test)]
