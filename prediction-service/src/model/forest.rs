@@ -424,12 +424,7 @@ fn nodes(attrs: &Attributes<'_>, features: usize) -> Result<(NodeIndex, Vec<Node
     if u32::try_from(n).is_err() {
         return fail("too many nodes");
     }
-    let mut index = HashMap::with_capacity(n);
-    for i in 0..n {
-        if index.insert((trees[i], ids[i]), i as u32).is_some() {
-            return fail(format!("node {}/{} is declared twice", trees[i], ids[i]));
-        }
-    }
+    let index = node_index(trees, ids)?;
     let child = |i: usize, id: i64| {
         index.get(&(trees[i], id)).copied().ok_or_else(|| {
             ForestError(format!(
@@ -450,22 +445,11 @@ fn nodes(attrs: &Attributes<'_>, features: usize) -> Result<(NodeIndex, Vec<Node
                 false_child: 0,
             }
         } else {
-            let feature = usize::try_from(feature_ids[i])
-                .ok()
-                .filter(|&f| f < features);
-            let Some(feature) = feature else {
-                return fail(format!(
-                    "node {}/{} reads feature {} of {features}",
-                    trees[i], ids[i], feature_ids[i]
-                ));
-            };
-            if values[i].is_nan() {
-                return fail(format!("node {}/{} has a NaN threshold", trees[i], ids[i]));
-            }
+            let name = || format!("node {}/{}", trees[i], ids[i]);
             Node {
                 mode,
-                feature: feature as u32,
-                threshold: values[i],
+                feature: split_feature(feature_ids[i], features, name)?,
+                threshold: split_threshold(values[i], name)?,
                 true_child: child(i, true_ids[i])?,
                 false_child: child(i, false_ids[i])?,
             }
@@ -473,6 +457,33 @@ fn nodes(attrs: &Attributes<'_>, features: usize) -> Result<(NodeIndex, Vec<Node
         nodes.push(node);
     }
     Ok((index, nodes))
+}
+
+/// Where each (tree id, node id) is; a node declared twice is refused.
+fn node_index(trees: &[i64], ids: &[i64]) -> Result<NodeIndex, ForestError> {
+    let mut index = HashMap::with_capacity(trees.len());
+    for (i, (&tree, &id)) in trees.iter().zip(ids).enumerate() {
+        if index.insert((tree, id), i as u32).is_some() {
+            return fail(format!("node {tree}/{id} is declared twice"));
+        }
+    }
+    Ok(index)
+}
+
+/// The feature a split reads: one of the model's `features` inputs.
+fn split_feature(id: i64, features: usize, name: impl Fn() -> String) -> Result<u32, ForestError> {
+    match usize::try_from(id).ok().filter(|&f| f < features) {
+        Some(feature) => Ok(feature as u32),
+        None => fail(format!("{} reads feature {id} of {features}", name())),
+    }
+}
+
+/// A split's threshold: NaN would send every row the same way.
+fn split_threshold(value: f32, name: impl Fn() -> String) -> Result<f32, ForestError> {
+    if value.is_nan() {
+        return fail(format!("{} has a NaN threshold", name()));
+    }
+    Ok(value)
 }
 
 /// The root of each tree: the one node of the tree that is no node's child.
