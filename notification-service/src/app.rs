@@ -52,13 +52,6 @@ impl Application {
             .create_with_context(RebalanceCommit::default())
             .context("invalid Kafka consumer settings")?;
         let consumer = Arc::new(consumer);
-        let channel = Channel::new(config.channel, &config.smtp, &config.webhook)
-            .context("invalid delivery channel settings")?;
-        let dead_letters: FutureProducer = config
-            .kafka
-            .producer_config()
-            .create()
-            .context("invalid Kafka producer settings")?;
         let metrics = NotificationMetrics::new()?;
         let status = Arc::new(StatusBoard::default());
         let store = NotificationStore::new(db.clone());
@@ -73,27 +66,18 @@ impl Application {
             admin: AdminToken::new(config.common.admin_token()?.as_deref()),
             trusted_proxies: config.common.trusted_proxies.clone(),
         };
-        let pipeline = Pipeline {
+        let parts = PipelineParts {
             consumer: consumer.clone(),
-            records: Records {
-                store,
-                conn: OwnConnection::new(db.clone()),
-                unsettled: Default::default(),
-            },
-            channel,
-            dead_letters: DeadLetters {
-                producer: dead_letters,
-                topic: events::dlq_topic(&config.kafka.topic),
-            },
-            metrics,
+            store,
+            db: db.clone(),
             status: status.clone(),
-            retry: config.retry_policy(),
+            metrics,
         };
         let worker = Worker {
             consumer,
             topic: config.kafka.topic.clone(),
             status,
-            pipeline,
+            pipeline: pipeline(config, parts)?,
         };
         let retention = Retention::resolve(
             config.notifications_retention,
@@ -143,6 +127,43 @@ impl Application {
         tracing::info!("notification-service stopped");
         Ok(())
     }
+}
+
+/// What the consumer's pipeline shares with the HTTP side.
+struct PipelineParts {
+    consumer: Arc<KafkaConsumer>,
+    store: NotificationStore,
+    db: Database,
+    status: Arc<StatusBoard>,
+    metrics: NotificationMetrics,
+}
+
+/// The consumer's steps with the clients of their own: the delivery channel, the
+/// dead-letter producer and the connection records are written on.
+fn pipeline(config: &Config, parts: PipelineParts) -> anyhow::Result<Pipeline> {
+    let channel = Channel::new(config.channel, &config.smtp, &config.webhook)
+        .context("invalid delivery channel settings")?;
+    let producer: FutureProducer = config
+        .kafka
+        .producer_config()
+        .create()
+        .context("invalid Kafka producer settings")?;
+    Ok(Pipeline {
+        consumer: parts.consumer,
+        records: Records {
+            store: parts.store,
+            conn: OwnConnection::new(parts.db),
+            unsettled: Default::default(),
+        },
+        channel,
+        dead_letters: DeadLetters {
+            producer,
+            topic: events::dlq_topic(&config.kafka.topic),
+        },
+        metrics: parts.metrics,
+        status: parts.status,
+        retry: config.retry_policy(),
+    })
 }
 
 impl DatabaseService for Config {
