@@ -52,6 +52,42 @@ async fn unavailable() -> Problem {
     )
 }
 
+/// The live-but-not-ready server of the start-up phase, on `addr` until `stop` triggers.
+async fn not_ready_server(
+    addr: SocketAddr,
+    last: LastError,
+    stop: Shutdown,
+) -> anyhow::Result<tokio::task::JoinHandle<std::io::Result<()>>> {
+    let listener = TcpListener::bind(addr)
+        .await
+        .with_context(|| format!("cannot listen on {addr}"))?;
+    let router = Router::new()
+        .route("/health/live", get(crate::http::live))
+        .route("/health/ready", get(not_ready))
+        .fallback(unavailable)
+        .with_state(last);
+    Ok(tokio::spawn(crate::http::serve(listener, router, stop)))
+}
+
+/// Logs a failed attempt and keeps it for the readiness answer.
+fn note_failure(
+    name: &str,
+    last: &LastError,
+    attempts: u64,
+    backoff: Duration,
+    error: &anyhow::Error,
+) {
+    tracing::warn!(
+        attempts,
+        retry_in_ms = u64::try_from(backoff.as_millis()).unwrap_or(u64::MAX),
+        error = format!("{error:#}"),
+        "{name} not reachable yet; staying not ready and retrying"
+    );
+    if let Ok(mut guard) = last.lock() {
+        *guard = (attempts, format!("{error:#}"));
+    }
+}
+
 /// Runs `attempt` until it succeeds, waiting with exponential backoff between failures,
 /// while a minimal server on `addr` answers live-but-not-ready. Returns `None` when
 /// `shutdown` triggers first. The server has released `addr` when this returns, so the
@@ -67,16 +103,8 @@ where
     Fut: Future<Output = anyhow::Result<T>>,
 {
     let last: LastError = Arc::default();
-    let listener = TcpListener::bind(addr)
-        .await
-        .with_context(|| format!("cannot listen on {addr}"))?;
-    let router = Router::new()
-        .route("/health/live", get(crate::http::live))
-        .route("/health/ready", get(not_ready))
-        .fallback(unavailable)
-        .with_state(last.clone());
     let stop = shutdown.child();
-    let server = tokio::spawn(crate::http::serve(listener, router, stop.clone()));
+    let server = not_ready_server(addr, last.clone(), stop.clone()).await?;
     let mut backoff = FIRST_BACKOFF;
     let mut attempts = 0u64;
     let result = loop {
@@ -87,17 +115,7 @@ where
         };
         match outcome {
             Ok(value) => break Some(value),
-            Err(error) => {
-                tracing::warn!(
-                    attempts,
-                    retry_in_ms = u64::try_from(backoff.as_millis()).unwrap_or(u64::MAX),
-                    error = format!("{error:#}"),
-                    "{name} not reachable yet; staying not ready and retrying"
-                );
-                if let Ok(mut guard) = last.lock() {
-                    *guard = (attempts, format!("{error:#}"));
-                }
-            }
+            Err(error) => note_failure(name, &last, attempts, backoff, &error),
         }
         tokio::select! {
             () = shutdown.wait() => break None,
