@@ -8,6 +8,7 @@ use std::time::Duration;
 
 use crate::Shutdown;
 use crate::config::CommonArgs;
+use crate::shutdown::GraceExpired;
 
 /// What the runner needs to know about a service.
 pub trait ServiceConfig: Sized {
@@ -43,6 +44,15 @@ pub async fn run<C: ServiceConfig>(config: C) -> ExitCode {
         tracing::error!(error = ?error, "{} failed", C::NAME);
     }
     telemetry.shutdown();
+    if result
+        .as_ref()
+        .is_err_and(|error| error.is::<GraceExpired>())
+    {
+        // What did not stop may also hang in its destructor (a Kafka client whose group
+        // never rejoined blocks in its close), and returning runs the destructors of
+        // the tasks still alive: exit without them, as the orchestrator would kill it.
+        std::process::exit(1);
+    }
     exit_code(result.is_ok())
 }
 

@@ -60,7 +60,13 @@ async fn wait_for_signal() {
     drop(ctrl_c.await);
 }
 
-/// Runs a service until SIGINT/SIGTERM, then gives it `grace` to drain before giving up.
+/// A service that had not stopped when its grace period ran out.
+#[derive(Debug, thiserror::Error)]
+#[error("did not stop within the {0:?} grace period")]
+pub struct GraceExpired(pub std::time::Duration);
+
+/// Runs a service until SIGINT/SIGTERM, then gives it `grace` to drain before giving up
+/// with [`GraceExpired`].
 pub async fn run_until_signal<F>(
     grace: std::time::Duration,
     service: impl FnOnce(Shutdown) -> F,
@@ -70,6 +76,18 @@ where
 {
     let shutdown = Shutdown::new();
     shutdown.trigger_on_signals();
+    run_until(shutdown, grace, service).await
+}
+
+/// Runs a service until `shutdown`, then gives it `grace` to drain.
+async fn run_until<F>(
+    shutdown: Shutdown,
+    grace: std::time::Duration,
+    service: impl FnOnce(Shutdown) -> F,
+) -> anyhow::Result<()>
+where
+    F: std::future::Future<Output = anyhow::Result<()>>,
+{
     let service = service(shutdown.clone());
     tokio::pin!(service);
     tokio::select! {
@@ -78,6 +96,37 @@ where
     }
     match tokio::time::timeout(grace, service).await {
         Ok(result) => result,
-        Err(_) => anyhow::bail!("did not stop within the {grace:?} grace period"),
+        Err(_) => Err(GraceExpired(grace).into()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use super::*;
+
+    #[tokio::test]
+    async fn a_service_that_stops_in_time_returns_its_result() {
+        let shutdown = Shutdown::new();
+        shutdown.trigger();
+        let result = run_until(shutdown, Duration::from_secs(5), |stop| async move {
+            stop.wait().await;
+            Ok(())
+        })
+        .await;
+        assert!(result.is_ok(), "{result:?}");
+    }
+
+    #[tokio::test]
+    async fn a_service_that_does_not_stop_is_given_up_after_its_grace_period() {
+        let shutdown = Shutdown::new();
+        shutdown.trigger();
+        let result = run_until(shutdown, Duration::from_millis(50), |_| {
+            std::future::pending::<anyhow::Result<()>>()
+        })
+        .await;
+        let error = result.expect_err("a service that never stops");
+        assert!(error.is::<GraceExpired>(), "{error:?}");
     }
 }
