@@ -33,6 +33,11 @@ pub fn deps(command: &str) {
     assert!(status.success(), "scripts/deps.sh {command} failed");
 }
 
+/// The services' `RUST_LOG`: `warn`, or `FAULT_TESTS_RUST_LOG` to investigate a failure.
+pub fn log_level() -> String {
+    std::env::var("FAULT_TESTS_RUST_LOG").unwrap_or_else(|_| "warn".into())
+}
+
 /// One service process; killed when dropped so a failing test leaves nothing behind.
 pub struct Service {
     child: Option<Child>,
@@ -120,7 +125,27 @@ pub struct Stack {
     pub users_db: TestDatabase,
     pub notifications_db: TestDatabase,
     pub kafka: TestKafka,
-    logs: tempfile::TempDir,
+    logs: Logs,
+}
+
+/// The services' logs: removed after a passing test, kept after a failing one, with a line
+/// saying where, so that a failure in CI can be read afterwards.
+struct Logs(Option<tempfile::TempDir>);
+
+impl Logs {
+    fn path(&self) -> &Path {
+        self.0.as_ref().map_or(Path::new("."), |dir| dir.path())
+    }
+}
+
+impl Drop for Logs {
+    fn drop(&mut self) {
+        if std::thread::panicking()
+            && let Some(dir) = self.0.take()
+        {
+            eprintln!("the services' logs are kept in {}", dir.keep().display());
+        }
+    }
 }
 
 impl Stack {
@@ -134,7 +159,7 @@ impl Stack {
             users_db: TestDatabase::create(&backend).await,
             notifications_db: TestDatabase::create(&backend).await,
             kafka: TestKafka::create(&backend, 6).await,
-            logs: tempfile::tempdir().expect("log dir"),
+            logs: Logs(Some(tempfile::tempdir().expect("log dir"))),
         }
     }
 
@@ -150,7 +175,7 @@ impl Stack {
             )
             .env("KAFKA_TOPIC", &self.kafka.args.topic)
             .env("ADMIN_TOKEN", TOKEN)
-            .env("RUST_LOG", "warn")
+            .env("RUST_LOG", log_level())
             .env("LOG_FORMAT", "json")
             .envs(envs.iter().map(|(k, v)| (*k, v.as_str())))
             .stdout(file.try_clone().expect("log"))

@@ -180,7 +180,7 @@ fn spawn_on(host: &TestHost, stack: &Stack, name: &'static str, port: u16) -> Se
         ("KAFKA_GROUP_ID", stack.kafka.group.clone()),
         ("ADMIN_TOKEN", harness::TOKEN.to_owned()),
         ("OUTBOX_SWEEP_INTERVAL_MS", "200".to_owned()),
-        ("RUST_LOG", "warn".to_owned()),
+        ("RUST_LOG", harness::log_level()),
         ("LOG_FORMAT", "json".to_owned()),
     ]
     .into_iter()
