@@ -353,11 +353,9 @@ kafka_tool() {
     -Dlog4j2.configurationFile="$KAFKA_DATA_DIR/tools-log4j2.properties" "$@"
 }
 
-write_kafka_config() {
-  mkdir -p "$KAFKA_DATA_DIR" "$KAFKA_LOG_DIR" "$KAFKA_STORAGE_DIR"
-  # Regenerated on every start so edits to this script take effect; topic
-  # data and the cluster id live in $KAFKA_STORAGE_DIR and are kept.
-  cat >"$KAFKA_CONFIG" <<EOF
+# The broker's server.properties, on stdout.
+kafka_server_properties() {
+  cat <<EOF
 # Written by scripts/deps.sh; rewritten on every start.
 process.roles=broker,controller
 node.id=1
@@ -383,14 +381,25 @@ transaction.state.log.replication.factor=1
 transaction.state.log.min.isr=1
 share.coordinator.state.topic.replication.factor=1
 share.coordinator.state.topic.min.isr=1
-# After kafka-kill the restarted node must wait for its old broker session
-# to expire before it can re-register (default 9s); 5s keeps fault tests
-# quicker while leaving slack for GC/CPU stalls on a busy 2-core machine.
-broker.session.timeout.ms=5000
+# Longer than the fault tests' 20 s broker freeze: this node is its own
+# controller, and with a shorter session it fences itself for a moment when it
+# wakes. A metadata answer in that moment lists no broker, and librdkafka 2.12
+# then decommissions its only known broker while the consumer group still holds
+# it as coordinator: the consumer never reconnects (docs/operations.md,
+# "Gray failures"). The cost: after kafka-kill the restarted node waits for its
+# old session to expire before it re-registers.
+broker.session.timeout.ms=30000
 broker.heartbeat.interval.ms=1000
 # Consumer groups start at once instead of waiting 3s for more members.
 group.initial.rebalance.delay.ms=0
 EOF
+}
+
+write_kafka_config() {
+  mkdir -p "$KAFKA_DATA_DIR" "$KAFKA_LOG_DIR" "$KAFKA_STORAGE_DIR"
+  # Regenerated on every start so edits to this script take effect; topic
+  # data and the cluster id live in $KAFKA_STORAGE_DIR and are kept.
+  kafka_server_properties >"$KAFKA_CONFIG"
   cat >"$KAFKA_DATA_DIR/log4j2.properties" <<EOF
 # Broker logging (written by scripts/deps.sh).
 status = warn
@@ -470,6 +479,11 @@ kafka_started_in_log() {
 
 start_kafka() {
   local pid; pid="$(kafka_pid)"
+  if [[ -n "$pid" ]] && ! kafka_server_properties | cmp -s - "$KAFKA_CONFIG"; then
+    log "Kafka (pid $pid) runs with settings this script no longer writes: restarting it"
+    signal_kafka TERM
+    pid=""
+  fi
   if [[ -n "$pid" ]]; then
     log "Kafka already running (pid $pid) on $KAFKA_HOST:$KAFKA_PORT"
     return
