@@ -7,13 +7,15 @@
 # There is no init system on the machines this runs on, so both servers are
 # started as detached background processes (setsid) and stopped by pid.
 #
-# Usage: scripts/deps.sh [up|env|status|mariadb-start|mariadb-stop|
+# Usage: scripts/deps.sh [up|env|status|kafka-jars|mariadb-start|mariadb-stop|
 #                         kafka-start|kafka-stop|kafka-kill|
 #                         mariadb-freeze|mariadb-thaw|kafka-freeze|kafka-thaw|help]
 #   *-freeze / *-thaw  SIGSTOP / SIGCONT the server: it stops answering but keeps its
 #                 connections open, as a server stalled by I/O or the scheduler does
 #   up (default)  install + start everything, then print `export` lines
 #   env           print only the `export` lines:  eval "$(scripts/deps.sh env)"
+#   kafka-jars    only resolve the Kafka jars (nothing is started); print their libs
+#                 directory (tools/images/kafka/build.sh copies them into the image)
 #
 # Progress goes to stderr with a "[deps]" prefix; stdout carries only the
 # export lines, so `eval "$(scripts/deps.sh up)"` works too.
@@ -627,6 +629,7 @@ main() {
     mariadb-start) ensure_mariadb_installed; start_mariadb; provision_mariadb; verify_mariadb ;;
     mariadb-stop) stop_mariadb ;;
     kafka-start) kafka_up ;;
+    kafka-jars) fetch_kafka; echo "$KAFKA_LIBS" ;;
     kafka-stop) signal_kafka TERM ;;
     kafka-kill) signal_kafka KILL ;;
     mariadb-freeze) signal_server MariaDB STOP "$(mariadb_pid)" ;;
