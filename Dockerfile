@@ -67,8 +67,11 @@ RUN case "$TARGETARCH" in \
 WORKDIR /src
 # Migrations are embedded at compile time from the source tree; no database is
 # needed to build.
+# Symbols stripped: they are most of a release binary's size, and a panic's message
+# and location survive without them.
 ENV CARGO_TERM_COLOR=never \
-    CARGO_INCREMENTAL=0
+    CARGO_INCREMENTAL=0 \
+    CARGO_PROFILE_RELEASE_STRIP=symbols
 COPY . .
 # The target directory cache is shared by both architectures: cargo keeps each
 # target's artifacts under target/<triple>/.
@@ -84,19 +87,33 @@ RUN --mount=type=cache,target=/usr/local/cargo/registry,sharing=locked \
  && bin="target/$CARGO_BUILD_TARGET/release" \
  && cp "$bin/user-service" "$bin/notification-service" "$bin/prediction-service" "$bin/platformctl" /out/
 
-# Shared runtime base: only the shared libraries the binaries may link against
-# (OpenSSL for Kafka TLS and MySQL TLS, zlib; SASL and zstd for the librdkafka
-# features of the same names) and the CA bundle.
-FROM ${RUNTIME_IMAGE} AS runtime
+# The runtime files, gathered in the image's own platform (under QEMU when foreign):
+# the shared libraries the binaries link, read off the binaries themselves with ldd
+# (libc, libm, libgcc_s, OpenSSL for Kafka and MySQL TLS, zlib), the CA bundle, and
+# the app user. Only these go into the final images, which start from an empty one:
+# no shell, no package manager, nothing an intruder could use that the service does
+# not need (docs/deployment.md, "Container images", says how to debug such a container).
+FROM ${RUNTIME_IMAGE} AS runtime-files
+SHELL ["/bin/bash", "-o", "pipefail", "-c"]
 RUN apt-get update \
- && apt-get install -y --no-install-recommends \
-      ca-certificates libssl3 libsasl2-2 zlib1g libzstd1 \
- && rm -rf /var/lib/apt/lists/* \
- && groupadd --system --gid 10001 app \
- && useradd --system --uid 10001 --gid 10001 --no-create-home --home-dir /nonexistent \
-      --shell /usr/sbin/nologin app
+ && apt-get install -y --no-install-recommends ca-certificates libssl3 zlib1g \
+ && rm -rf /var/lib/apt/lists/*
+COPY --from=builder /out/ /out/
+RUN mkdir -p /rootfs/etc/ssl/certs /rootfs/tmp \
+ && chmod 1777 /rootfs/tmp \
+ && ldd /out/* | awk '$2 == "=>" && $3 ~ /^\// { print $3 } $1 ~ /^\/.*[^:]$/ { print $1 }' | sort -u \
+    | xargs -I{} cp --parents --dereference {} /rootfs/ \
+ && cp /etc/ssl/certs/ca-certificates.crt /rootfs/etc/ssl/certs/ \
+ && echo 'root:x:0:0:root:/root:/usr/sbin/nologin' > /rootfs/etc/passwd \
+ && echo 'app:x:10001:10001:app:/nonexistent:/usr/sbin/nologin' >> /rootfs/etc/passwd \
+ && printf 'root:x:0:\napp:x:10001:\n' > /rootfs/etc/group \
+ && echo 'hosts: files dns' > /rootfs/etc/nsswitch.conf
+
+FROM scratch AS runtime
+COPY --from=runtime-files /rootfs/ /
 ENV RUST_LOG=info \
-    LOG_FORMAT=json
+    LOG_FORMAT=json \
+    SSL_CERT_FILE=/etc/ssl/certs/ca-certificates.crt
 WORKDIR /
 # Numeric user so Kubernetes can verify runAsNonRoot without reading /etc/passwd.
 USER 10001:10001

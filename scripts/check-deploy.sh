@@ -246,8 +246,10 @@ built = set(re.findall(r"-p (\S+)", build.group(1))) if build else set()
 jobs = {j["job_name"]: [t for s in j.get("static_configs", []) for t in s["targets"]]
         for j in prometheus["scrape_configs"]}
 init = services.get("kafka-init", {})
-init_text = " ".join(init.get("entrypoint") or []) + " " + " ".join(init.get("command") or [])
-init_topics = set(re.findall(r"KAFKA_TOPIC=(\S+)", init_text)) | {(init.get("environment") or {}).get("KAFKA_TOPIC")}
+# `platformctl topics create [TOPIC...]`: the named topics, or KAFKA_TOPIC when none.
+init_args = (init.get("entrypoint") or []) + (init.get("command") or [])
+init_named = init_args[init_args.index("create") + 1:] if "create" in init_args else []
+init_topics = set(init_named) or {(init.get("environment") or {}).get("KAFKA_TOPIC")}
 problems, checked = [], []
 
 for name, svc in sorted(services.items()):
