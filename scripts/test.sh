@@ -18,7 +18,12 @@
 #   7. the committed ONNX model retrained bit for bit (scripts/check-model.sh), API fuzzing
 #      (schemathesis) and the deployment artifacts, validated offline by
 #      scripts/check-deploy.sh
-#   8. a local Kubernetes control plane (scripts/kube.sh: etcd, kube-apiserver,
+#   8. containers (scripts/check-compose.sh): a Docker engine in its own network namespace
+#      (scripts/docker.sh), the images compose pulls built here (scripts/images.sh: no
+#      registry is reachable; MariaDB stands in for MySQL, Grafana is left out), the three
+#      service images built from the Dockerfile and checked, and the compose walkthrough
+#      of docs/deployment.md with faults under load
+#   9. a local Kubernetes control plane (scripts/kube.sh: etcd, kube-apiserver,
 #      kube-controller-manager, built once from the Go module proxy): the chart's whole
 #      lifecycle on it (scripts/check-chart-cluster.sh), platformctl's cluster commands
 #      with the service binaries standing in for pods (scripts/check-cluster.sh), and
@@ -133,6 +138,9 @@ scripts/fuzz-api.sh 100
 
 step "deployment artifacts (scripts/check-deploy.sh)"
 scripts/check-deploy.sh
+
+step "containers: the images and the compose walkthrough on a real Docker engine (scripts/check-compose.sh)"
+check_script compose scripts/check-compose.sh
 
 step "local Kubernetes control plane (scripts/kube.sh)"
 eval "$(scripts/kube.sh up)"
