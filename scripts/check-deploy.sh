@@ -392,7 +392,9 @@ PY
 
 check_shell() {
   step "shell scripts (shellcheck)"
-  local scripts=(scripts/check-deploy.sh scripts/check-dashboards.sh scripts/render-k8s.sh scripts/lib/common.sh scripts/lib/deploy-tools.sh scripts/fuzz-api.sh scripts/soak.sh scripts/bench.sh k8s/deploy.sh generate-test-data.sh scripts/cross-arm64.sh scripts/lib/cross-env.sh scripts/kube.sh scripts/check-chart-cluster.sh scripts/gateway.sh scripts/check-gateway.sh scripts/check-gateway-kube.sh scripts/tract-parity.sh)
+  local scripts=(scripts/check-deploy.sh scripts/check-dashboards.sh scripts/render-k8s.sh scripts/lib/common.sh scripts/lib/deploy-tools.sh scripts/fuzz-api.sh scripts/soak.sh scripts/bench.sh k8s/deploy.sh generate-test-data.sh scripts/cross-arm64.sh scripts/lib/cross-env.sh scripts/kube.sh scripts/check-chart-cluster.sh scripts/gateway.sh scripts/check-gateway.sh scripts/check-gateway-kube.sh scripts/tract-parity.sh
+    scripts/docker.sh scripts/images.sh scripts/check-compose.sh
+    tools/images/*/build.sh tools/images/*/*entrypoint.sh tools/images/kafka/docker/run tools/images/kafka/bin/*.sh)
   local s
   for s in "${scripts[@]}"; do
     [ -f "$s" ] || die "missing $s"

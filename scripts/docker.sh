@@ -53,7 +53,7 @@ pid_alive() {
   state="$(sed -E 's/^[0-9]+ \(.*\) ([A-Za-z]).*/\1/' "/proc/$pid/stat" 2>/dev/null)" || return 1
   [[ "$state" != "Z" && "$state" != "X" ]]
 }
-pid_of() { [[ -r "$1" ]] && cat "$1" || true; }
+pid_of() { if [[ -r "$1" ]]; then cat "$1"; fi; }
 engine_answers() { DOCKER_HOST="unix://$SOCKET" /usr/bin/docker version --format '{{.Server.Version}}' >/dev/null 2>&1; }
 in_netns() { nsenter --net="$NETNS_PATH" "$@"; }
 

@@ -115,7 +115,9 @@ init_database() {
   local f
   for f in /docker-entrypoint-initdb.d/*; do
     case "$f" in
-      *.sh) if [ -x "$f" ]; then note "running $f"; "$f"; else note "sourcing $f"; . "$f"; fi ;;
+      *.sh)
+        # shellcheck disable=SC1090  # the init scripts are the user's, known only at run time
+        if [ -x "$f" ]; then note "running $f"; "$f"; else note "sourcing $f"; . "$f"; fi ;;
       *.sql) note "running $f"; docker_process_sql <"$f" ;;
       *.sql.gz) note "running $f"; gunzip -c "$f" | docker_process_sql ;;
       *) echo "ignoring $f" >&2 ;;
