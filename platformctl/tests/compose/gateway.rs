@@ -59,15 +59,7 @@ pub async fn register(project: &Project) -> anyhow::Result<String> {
         anonymous == 401,
         "GET {location} without the token answered {anonymous}"
     );
-    let fetched: Value = project
-        .http
-        .get(&url)
-        .bearer_auth(ADMIN_TOKEN)
-        .send()
-        .await?
-        .error_for_status()?
-        .json()
-        .await?;
+    let fetched = json_of(project.http.get(&url).bearer_auth(ADMIN_TOKEN)).await?;
     ensure!(
         fetched["email"] == created["email"],
         "GET {location} answered {fetched}"
@@ -99,15 +91,14 @@ pub async fn notification(project: &Project) -> anyhow::Result<String> {
 }
 
 pub async fn prediction(project: &Project) -> anyhow::Result<String> {
-    let answer: Value = project
-        .http
-        .post(format!("{GATEWAY}/api/predictions/predict"))
-        .json(&json!({ "features": FIRST_WINE }))
-        .send()
-        .await?
-        .error_for_status()?
-        .json()
-        .await?;
+    let predict = format!("{GATEWAY}/api/predictions/predict");
+    let answer = json_of(
+        project
+            .http
+            .post(predict)
+            .json(&json!({ "features": FIRST_WINE })),
+    )
+    .await?;
     ensure!(
         answer["prediction"] == 0 && answer["status"] == "success",
         "the first wine was answered {answer}"
@@ -120,14 +111,12 @@ pub async fn prediction(project: &Project) -> anyhow::Result<String> {
 }
 
 async fn model(project: &Project) -> anyhow::Result<Value> {
-    Ok(project
-        .http
-        .get(format!("{GATEWAY}/api/predictions/model"))
-        .send()
-        .await?
-        .error_for_status()?
-        .json()
-        .await?)
+    json_of(project.http.get(format!("{GATEWAY}/api/predictions/model"))).await
+}
+
+/// The JSON body of a 2xx answer.
+async fn json_of(request: reqwest::RequestBuilder) -> anyhow::Result<Value> {
+    Ok(request.send().await?.error_for_status()?.json().await?)
 }
 
 /// Prometheus' own API: every scrape job of prometheus.yml has its target up.
