@@ -98,6 +98,65 @@ async fn a_flood_from_one_client_gets_429_while_others_still_register() {
     app.stop().await;
 }
 
+/// A gateway keeps its connections to the service alive and reuses one as soon as an
+/// answer ends. A 429 is decided from the headers alone; answered before the body has
+/// arrived, hyper would close the connection without saying so, and the gateway's next
+/// request on it would fail (Traefik answers it 500). The body is therefore read first:
+/// each refusal must leave the connection usable, or say `Connection: close`.
+#[tokio::test]
+async fn a_429_leaves_the_keep_alive_connection_usable() {
+    use std::time::Duration;
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let backends = Backends::new().await;
+    let mut config = backends.config();
+    config.register_rate_limit_per_minute = 1;
+    config.register_rate_burst = 1;
+    let app = spawn_app(config).await;
+    let address = app
+        .url("")
+        .trim_start_matches("http://")
+        .trim_end_matches('/')
+        .to_owned();
+    let mut connection = tokio::net::TcpStream::connect(&address)
+        .await
+        .expect("connect");
+    connection.set_nodelay(true).expect("nodelay");
+    let mut statuses = Vec::new();
+    for i in 0..3 {
+        let body = format!(r#"{{"user_name": "Kept", "email": "kept-{i}@example.com"}}"#);
+        let head = format!(
+            "POST /register/ HTTP/1.1\r\nHost: {address}\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n",
+            body.len()
+        );
+        // The head alone first, as a proxy streaming the body may send it.
+        connection
+            .write_all(head.as_bytes())
+            .await
+            .expect("write head");
+        let mut answer = vec![0; 8192];
+        let early =
+            tokio::time::timeout(Duration::from_millis(500), connection.read(&mut answer)).await;
+        if let Ok(read) = early {
+            let text = String::from_utf8_lossy(&answer[..read.expect("read")]).to_lowercase();
+            assert!(
+                text.contains("connection: close"),
+                "answered before the body arrived, without Connection: close: {text}"
+            );
+            app.stop().await;
+            return;
+        }
+        connection
+            .write_all(body.as_bytes())
+            .await
+            .expect("write body");
+        let read = connection.read(&mut answer).await.expect("read");
+        assert!(read > 0, "the connection was closed after {statuses:?}");
+        statuses.push(String::from_utf8_lossy(&answer[..12]).into_owned());
+    }
+    assert_eq!(statuses, ["HTTP/1.1 201", "HTTP/1.1 429", "HTTP/1.1 429"]);
+    app.stop().await;
+}
+
 #[tokio::test]
 async fn the_admin_token_can_come_from_a_mounted_file() {
     let backends = Backends::new().await;

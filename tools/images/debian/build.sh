@@ -2,14 +2,18 @@
 # The debian:12.12-slim stand-in: Debian bookworm from Debian's own packages with
 # debootstrap (--variant=minbase: essential and required packages, apt), trimmed the
 # way the official slim variant is (no documentation, manual pages or translations,
-# dpkg told to keep leaving them out), imported as one layer.
+# dpkg told to keep leaving them out), as one layer of an image of that architecture.
 #
-#   tools/images/debian/build.sh TAG RECIPE_HASH [MIRROR]
+#   [DEBIAN_ARCH=arm64] tools/images/debian/build.sh TAG RECIPE_HASH [MIRROR]
+#
+# DEBIAN_ARCH defaults to this machine's; a foreign one needs QEMU's binfmt handler
+# (Debian's qemu-user-static), which runs debootstrap's second stage.
 set -euo pipefail
 tag=$1 hash=$2 mirror=${3:-http://deb.debian.org/debian}
+arch=${DEBIAN_ARCH:-$(dpkg --print-architecture)}
 root=$(mktemp -d)
 trap 'rm -rf "$root"' EXIT
-debootstrap --variant=minbase bookworm "$root/rootfs" "$mirror" >"$root/debootstrap.log" 2>&1 \
+debootstrap --arch="$arch" --variant=minbase bookworm "$root/rootfs" "$mirror" >"$root/debootstrap.log" 2>&1 \
   || { tail -n 20 "$root/debootstrap.log" >&2; echo "debootstrap failed" >&2; exit 1; }
 r="$root/rootfs"
 # What the official slim images leave out, for packages installed later too.
@@ -36,5 +40,13 @@ rm -rf "$r"/usr/share/{man,groff,info,locale,lintian,linda}/* "$r"/var/lib/apt/l
   "$r"/var/cache/apt/* "$r"/var/cache/debconf/*-old "$r"/var/log/* "$r"/tmp/* \
   "$r"/etc/hostname "$r"/etc/resolv.conf "$r/etc/machine-id"
 : >"$r/etc/machine-id"
-tar --numeric-owner --xattrs -C "$r" -c . |
-  docker import --change "LABEL platform.recipe=$hash" --change 'CMD ["bash"]' --change 'ENV PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin' - "$tag" >/dev/null
+# Built rather than imported: the image's configuration then names its architecture.
+mkdir "$root/context"
+tar --numeric-owner --xattrs -C "$r" -cf "$root/context/rootfs.tar" .
+cat >"$root/context/Dockerfile" <<'EOF'
+FROM scratch
+ADD rootfs.tar /
+ENV PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin
+CMD ["bash"]
+EOF
+docker build --platform "linux/$arch" --label "platform.recipe=$hash" -t "$tag" "$root/context" >/dev/null
