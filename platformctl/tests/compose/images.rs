@@ -131,11 +131,17 @@ pub async fn help(project: &Project) -> anyhow::Result<String> {
 }
 
 /// Appends a comment to one source file and rebuilds: the cache mounts keep every
-/// dependency compiled, so only workspace crates may be compiled again.
+/// dependency compiled, so only workspace crates may be compiled again, and at least the
+/// changed one must be.
 pub async fn rebuild(project: &Project) -> anyhow::Result<String> {
     let main = project.path("user-service/src/main.rs");
     let original = std::fs::read_to_string(&main)?;
-    std::fs::write(&main, format!("{original}\n// a source-only change\n"))?;
+    // A change never built before: an earlier run's layer would be reused whole.
+    let change = uuid::Uuid::new_v4();
+    std::fs::write(
+        &main,
+        format!("{original}\n// a source-only change {change}\n"),
+    )?;
     let started = Instant::now();
     let tag = "platform/user-service:rebuild";
     let build = project
