@@ -47,12 +47,6 @@ CLIENT_BIN="$DOCKER_HOME/bin"
 IPTABLES_BIN="$DOCKER_HOME/sbin"
 START_TIMEOUT_S="${DOCKER_START_TIMEOUT_S:-60}"
 
-pid_alive() {
-  local pid=$1 state
-  [[ -n "$pid" && -r "/proc/$pid/stat" ]] || return 1
-  state="$(sed -E 's/^[0-9]+ \(.*\) ([A-Za-z]).*/\1/' "/proc/$pid/stat" 2>/dev/null)" || return 1
-  [[ "$state" != "Z" && "$state" != "X" ]]
-}
 pid_of() { if [[ -r "$1" ]]; then cat "$1"; fi; }
 engine_answers() { DOCKER_HOST="unix://$SOCKET" /usr/bin/docker version --format '{{.Server.Version}}' >/dev/null 2>&1; }
 in_netns() { nsenter --net="$NETNS_PATH" "$@"; }
@@ -66,7 +60,6 @@ ensure_installed() {
   [[ -x /usr/sbin/iptables-legacy ]] || missing+=(iptables)
   command -v slirp4netns >/dev/null || missing+=(slirp4netns)
   command -v debootstrap >/dev/null || missing+=(debootstrap)
-  [[ -x /usr/bin/tini ]] || missing+=(tini)
   command -v nsenter >/dev/null || missing+=(util-linux)
   command -v ip >/dev/null || missing+=(iproute2)
   if ((${#missing[@]})); then apt_install "${missing[@]}"; fi

@@ -57,14 +57,6 @@ LOG_TAG=kube LOG_FD=2 DIE_WORD=ERROR
 
 port_open() { (exec 3<>"/dev/tcp/$1/$2") 2>/dev/null; }
 
-# True if pid exists and is not a zombie (PID 1 here does not reap orphans).
-pid_alive() {
-  local pid="$1" state
-  [[ -n "$pid" && -r "/proc/$pid/stat" ]] || return 1
-  state="$(sed -E 's/^[0-9]+ \(.*\) ([A-Za-z]).*/\1/' "/proc/$pid/stat" 2>/dev/null)" || return 1
-  [[ "$state" != "Z" && "$state" != "X" ]]
-}
-
 pidfile() { echo "$KUBE_DATA_DIR/$1.pid"; }
 pid_of() {
   local f

@@ -39,3 +39,12 @@ apt_install() {
     die "apt-get install failed for: $*"
   fi
 }
+
+# True if pid exists and is not a zombie. PID 1 on these machines does not reap
+# orphans, so a killed server lingers as a zombie; that counts as dead.
+pid_alive() {
+  local pid="$1" state
+  [[ -n "$pid" && -r "/proc/$pid/stat" ]] || return 1
+  state="$(sed -E 's/^[0-9]+ \(.*\) ([A-Za-z]).*/\1/' "/proc/$pid/stat" 2>/dev/null)" || return 1
+  [[ "$state" != "Z" && "$state" != "X" ]]
+}
