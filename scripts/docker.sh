@@ -44,7 +44,6 @@ SLIRP_PIDFILE="$RUN_DIR/slirp4netns.pid"
 DOCKERD_LOG="$DOCKER_HOME/dockerd.log"
 CLIENT_CONFIG="$DOCKER_HOME/config"
 CLIENT_BIN="$DOCKER_HOME/bin"
-IPTABLES_BIN="$DOCKER_HOME/sbin"
 START_TIMEOUT_S="${DOCKER_START_TIMEOUT_S:-60}"
 
 pid_of() { if [[ -r "$1" ]]; then cat "$1"; fi; }
@@ -65,11 +64,8 @@ ensure_installed() {
   if ((${#missing[@]})); then apt_install "${missing[@]}"; fi
   [[ -x /usr/bin/docker && -x /usr/sbin/dockerd ]] || die "docker.io is installed but /usr/bin/docker or /usr/sbin/dockerd is missing"
   # dockerd finds iptables on its PATH: Debian's legacy binaries, as the engine expects.
-  mkdir -p "$IPTABLES_BIN" "$CLIENT_BIN"
-  local t
-  for t in iptables iptables-save iptables-restore ip6tables ip6tables-save ip6tables-restore; do
-    ln -sfn "/usr/sbin/${t%%-*}-legacy${t#"${t%%-*}"}" "$IPTABLES_BIN/$t"
-  done
+  IPTABLES_BIN=$(legacy_iptables_dir)
+  mkdir -p "$CLIENT_BIN"
   # The engine's own client first on PATH: 20.10 uses the engine's BuildKit directly.
   ln -sfn /usr/bin/docker "$CLIENT_BIN/docker"
 }

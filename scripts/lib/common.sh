@@ -48,3 +48,15 @@ pid_alive() {
   state="$(sed -E 's/^[0-9]+ \(.*\) ([A-Za-z]).*/\1/' "/proc/$pid/stat" 2>/dev/null)" || return 1
   [[ "$state" != "Z" && "$state" != "X" ]]
 }
+
+# A directory holding iptables and its tools as Debian's legacy binaries, for a server
+# started with it first on PATH (dockerd, the node's kubelet and kube-proxy, each in a
+# network namespace of its own). Prints the directory.
+legacy_iptables_dir() {
+  local dir="$PLATFORM_CACHE/iptables-legacy" t
+  mkdir -p "$dir"
+  for t in iptables iptables-save iptables-restore ip6tables ip6tables-save ip6tables-restore; do
+    ln -sfn "/usr/sbin/${t%%-*}-legacy${t#"${t%%-*}"}" "$dir/$t"
+  done
+  echo "$dir"
+}
