@@ -7,9 +7,11 @@
 #
 # All four are built once from tools/kube-build (a Go module that pins
 # k8s.io/kubernetes and takes etcd from the same module graph) and cached under
-# $PLATFORM_CACHE/kube-<version>/bin. There is no kubelet, no scheduler and no
-# container runtime: Deployments, StatefulSets and Jobs get their Pods (the
-# controller-manager creates them, admission checks them), but nothing runs them.
+# $PLATFORM_CACHE/kube-<version>/bin, with the node's binaries (kubelet, kube-proxy,
+# kube-scheduler, the hostpath provisioner). This control plane alone runs no Pod:
+# Deployments, StatefulSets and Jobs get their Pods (the controller-manager creates
+# them, admission checks them), and scripts/node.sh adds the node that runs them.
+# The certificates for the node's components are made here, with the cluster's CA.
 #
 # Like scripts/deps.sh, the servers are detached (setsid) and stopped by pid.
 #
@@ -38,6 +40,9 @@ KUBECTL="$KUBE_BIN/kubectl"
 
 # Run-time state (certificates, etcd data, logs, pids, kubeconfigs).
 KUBE_DATA_DIR="${KUBE_DATA_DIR:-/tmp/platform-kube}"
+# Bumped when the certificates or the servers' flags change: a data dir made with
+# another version is wiped (a fresh cluster) and its servers restarted.
+CONFIG_VERSION=2
 PKI="$KUBE_DATA_DIR/pki"
 ADMIN_KUBECONFIG="$KUBE_DATA_DIR/admin.kubeconfig"
 CM_KUBECONFIG="$KUBE_DATA_DIR/controller-manager.kubeconfig"
@@ -49,6 +54,11 @@ ETCD_PEER_PORT=2380
 CM_PORT=10257
 SERVICE_CIDR=10.96.0.0/16
 SERVICE_FIRST_IP=10.96.0.1
+# The node of scripts/node.sh: its address on its link to the host, and the host's
+# end of that link, where the API server is forwarded for the node's components and pods.
+NODE_NAME=platform-node
+NODE_IP=10.250.0.2
+NODE_HOST_IP=10.250.0.1
 
 START_TIMEOUT_S="${KUBE_START_TIMEOUT_S:-120}"
 STOP_TIMEOUT_S="${KUBE_STOP_TIMEOUT_S:-30}"
@@ -105,7 +115,8 @@ wait_until() {
 # ----------------------------------------------------------------------------
 source_hash() {
   cat "$KUBE_BUILD_DIR/go.mod" "$KUBE_BUILD_DIR/go.sum" "$KUBE_BUILD_DIR/tools.go" \
-    "$KUBE_BUILD_DIR/etcd/main.go" <(echo "$KUBE_VERSION") | sha256sum | cut -c1-16
+    "$KUBE_BUILD_DIR/etcd/main.go" "$KUBE_BUILD_DIR/hostpath-provisioner/main.go" \
+    <(echo "$KUBE_VERSION") | sha256sum | cut -c1-16
 }
 
 # apt_get PACKAGE...: install Debian packages (root only), for a fresh machine.
@@ -130,7 +141,7 @@ ensure_go() {
 
 binaries_built() {
   local b
-  for b in etcd kube-apiserver kube-controller-manager kubectl; do
+  for b in etcd kube-apiserver kube-controller-manager kubectl kubelet kube-proxy kube-scheduler hostpath-provisioner; do
     [[ -x "$KUBE_BIN/$b" ]] || return 1
   done
   [[ "$(cat "$KUBE_HOME/source-hash" 2>/dev/null)" == "$(source_hash)" ]]
@@ -150,12 +161,13 @@ build() {
   local tmp="$KUBE_HOME.tmp-$$"
   rm -rf "$tmp"
   mkdir -p "$tmp/bin"
-  log "building etcd, kube-apiserver, kube-controller-manager and kubectl $KUBE_VERSION"
-  log "(once per version: about 10 minutes on 2 cores, plus ~140 MB of module downloads)"
+  log "building etcd, kube-apiserver, kube-controller-manager, kubectl and the node's binaries $KUBE_VERSION"
+  log "(once per version: about 12 minutes on 2 cores, plus ~150 MB of module downloads)"
   local t0=$SECONDS
   (cd "$KUBE_BUILD_DIR" && GOFLAGS="${GOFLAGS:-} -mod=mod" go build -trimpath -ldflags "-s -w $x" -o "$tmp/bin/" \
     k8s.io/kubernetes/cmd/kube-apiserver k8s.io/kubernetes/cmd/kube-controller-manager \
-    k8s.io/kubernetes/cmd/kubectl ./etcd) >&2 || { rm -rf "$tmp"; die "building the control plane failed"; }
+    k8s.io/kubernetes/cmd/kubectl k8s.io/kubernetes/cmd/kubelet k8s.io/kubernetes/cmd/kube-proxy \
+    k8s.io/kubernetes/cmd/kube-scheduler ./etcd ./hostpath-provisioner) >&2 || { rm -rf "$tmp"; die "building the control plane failed"; }
   source_hash >"$tmp/source-hash"
   rm -rf "$KUBE_HOME"
   mv "$tmp" "$KUBE_HOME"
@@ -193,16 +205,17 @@ new_cert() {
   rm -f "$PKI/$name.csr" "$ext"
 }
 
-# write_kubeconfig FILE USER CERT_NAME
+# write_kubeconfig FILE USER CERT_NAME [SERVER_IP]: SERVER_IP is the node's way to
+# the API server (NODE_HOST_IP) for the components that run in its namespace.
 write_kubeconfig() {
-  local file="$1" user="$2" cert="$3"
+  local file="$1" user="$2" cert="$3" server="${4:-$HOST}"
   cat >"$file" <<EOF
 apiVersion: v1
 kind: Config
 clusters:
   - name: platform-local
     cluster:
-      server: https://$HOST:$APISERVER_PORT
+      server: https://$server:$APISERVER_PORT
       certificate-authority: $PKI/ca.crt
 users:
   - name: $user
@@ -231,14 +244,29 @@ ensure_pki() {
   new_ca ca platform-local-kubernetes-ca
   new_ca front-proxy-ca platform-local-front-proxy-ca
   new_cert apiserver ca /CN=kube-apiserver serverAuth \
-    "IP:$HOST,IP:$SERVICE_FIRST_IP,DNS:localhost,DNS:kubernetes,DNS:kubernetes.default,DNS:kubernetes.default.svc,DNS:kubernetes.default.svc.cluster.local"
+    "IP:$HOST,IP:$SERVICE_FIRST_IP,IP:$NODE_HOST_IP,DNS:localhost,DNS:kubernetes,DNS:kubernetes.default,DNS:kubernetes.default.svc,DNS:kubernetes.default.svc.cluster.local"
   new_cert admin ca "/O=system:masters/CN=kubernetes-admin" clientAuth
   new_cert controller-manager ca /CN=system:kube-controller-manager clientAuth
   new_cert front-proxy-client front-proxy-ca /CN=front-proxy-client clientAuth
+  # The API server's client certificate towards the kubelet (logs, exec, port-forward).
+  new_cert apiserver-kubelet-client ca "/O=system:masters/CN=kube-apiserver-kubelet-client" clientAuth
+  # The node's components, with the identities the default RBAC policy and the Node
+  # authorizer know; CoreDNS gets a ClusterRole of its own from scripts/node.sh.
+  new_cert scheduler ca /CN=system:kube-scheduler clientAuth
+  new_cert kubelet ca "/O=system:nodes/CN=system:node:$NODE_NAME" clientAuth
+  new_cert kubelet-serving ca "/CN=$NODE_NAME" serverAuth "IP:$NODE_IP,DNS:$NODE_NAME"
+  new_cert kube-proxy ca /CN=system:kube-proxy clientAuth
+  new_cert coredns ca /CN=platform:coredns clientAuth
+  new_cert hostpath-provisioner ca /CN=platform:hostpath-provisioner clientAuth
   openssl genrsa -out "$PKI/sa.key" 2048 2>/dev/null
   openssl rsa -in "$PKI/sa.key" -pubout -out "$PKI/sa.pub" 2>/dev/null
   write_kubeconfig "$ADMIN_KUBECONFIG" kubernetes-admin admin
   write_kubeconfig "$CM_KUBECONFIG" system:kube-controller-manager controller-manager
+  write_kubeconfig "$KUBE_DATA_DIR/scheduler.kubeconfig" system:kube-scheduler scheduler
+  write_kubeconfig "$KUBE_DATA_DIR/hostpath-provisioner.kubeconfig" platform:hostpath-provisioner hostpath-provisioner
+  write_kubeconfig "$KUBE_DATA_DIR/kubelet.kubeconfig" "system:node:$NODE_NAME" kubelet "$NODE_HOST_IP"
+  write_kubeconfig "$KUBE_DATA_DIR/kube-proxy.kubeconfig" system:kube-proxy kube-proxy "$NODE_HOST_IP"
+  write_kubeconfig "$KUBE_DATA_DIR/coredns.kubeconfig" platform:coredns coredns "$NODE_HOST_IP"
   date -u +%FT%TZ >"$PKI/done"
 }
 
@@ -288,7 +316,12 @@ start_apiserver() {
     --service-account-issuer https://kubernetes.default.svc.cluster.local \
     --service-account-key-file "$PKI/sa.pub" --service-account-signing-key-file "$PKI/sa.key" \
     --service-cluster-ip-range "$SERVICE_CIDR" \
-    --authorization-mode RBAC --anonymous-auth=false \
+    --authorization-mode Node,RBAC --anonymous-auth=false \
+    --enable-admission-plugins NodeRestriction \
+    --kubelet-client-certificate "$PKI/apiserver-kubelet-client.crt" \
+    --kubelet-client-key "$PKI/apiserver-kubelet-client.key" \
+    --kubelet-certificate-authority "$PKI/ca.crt" \
+    --kubelet-preferred-address-types InternalIP \
     --endpoint-reconciler-type none \
     --requestheader-client-ca-file "$PKI/front-proxy-ca.crt" \
     --requestheader-allowed-names front-proxy-client \
@@ -375,7 +408,15 @@ main() {
     up)
       build
       command -v curl >/dev/null || apt_get curl
+      if [[ -d "$KUBE_DATA_DIR" && "$(cat "$KUBE_DATA_DIR/version" 2>/dev/null)" != "$CONFIG_VERSION" ]]; then
+        log "$KUBE_DATA_DIR was made by an older scripts/kube.sh: starting a fresh cluster"
+        stop_one kube-controller-manager
+        stop_one kube-apiserver
+        stop_one etcd
+        rm -rf "$KUBE_DATA_DIR"
+      fi
       mkdir -p "$KUBE_DATA_DIR"
+      echo "$CONFIG_VERSION" >"$KUBE_DATA_DIR/version"
       ensure_pki
       start_etcd
       start_apiserver
