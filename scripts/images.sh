@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# Builds the images docker-compose.yml and the Dockerfile pull, under their upstream
-# names, on the engine of scripts/docker.sh. No image registry is reachable from the
+# Builds the images docker-compose.yml, the Dockerfile and the chart pull (the chart's
+# test Pod, and the local node's sandbox image), under their upstream names, on the
+# engine of scripts/docker.sh. No image registry is reachable from the
 # machines the tests run on, so each is built here from packages: the same software
 # wherever it can be had, MariaDB standing in for MySQL (a different server), and
 # Grafana not at all (docs/deployment.md, "Images built here"). Users pull the real ones.
@@ -18,7 +19,7 @@ REPO_ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 LOG_TAG=images
 
 # Tag and recipe, in build order (the base first). The tags are the ones
-# docker-compose.yml and the Dockerfile name.
+# docker-compose.yml, the Dockerfile, the chart and containerd (pause) name.
 IMAGES=(
   "debian:12.12-slim debian"
   "rust:1.95.0-bookworm rust"
@@ -27,6 +28,8 @@ IMAGES=(
   "traefik:v3.5.3 traefik"
   "prom/prometheus:v3.5.0 prometheus"
   "adminer:5.3.0 adminer"
+  "curlimages/curl:8.15.0 curl"
+  "registry.k8s.io/pause:3.10 pause"
 )
 
 # The hash of a recipe's files, and of the base image's recipe for the images on it.

@@ -1,0 +1,3 @@
+module platform.local/tools/images/pause
+
+go 1.26.0
