@@ -24,6 +24,12 @@
 #   7. checks the prediction-service job: its target up, the predictions sent counted
 #      by transport and outcome, their latencies observed, model_info naming the sha256
 #      of models/wine-forest.onnx, and Traefik's router counting the gateway's requests.
+#   8. makes KafkaUnreachable fire for real: a second user-service, with a database of
+#      its own and a broker address where nothing listens, is scraped as a second target
+#      of the user-service job. It answers /health/ready 200 "degraded" naming kafka,
+#      its dependency_up{dependency="kafka"} is 0 (1 on every other service), and the
+#      alert fires for it after its minute, and for no other instance. (The shared
+#      broker is not stopped: other tests may be using it.)
 #
 # Needs TEST_MYSQL_URL and TEST_KAFKA_BROKERS (eval "$(scripts/deps.sh env)"), which
 # scripts/test.sh has set when it calls this. Everything it starts is stopped on exit.
@@ -73,24 +79,25 @@ cleanup() {
   scripts/gateway.sh down 2>/dev/null || true
   for pid in "${PIDS[@]}"; do kill "$pid" 2>/dev/null || true; done
   for pid in "${PIDS[@]}"; do wait "$pid" 2>/dev/null || true; done
-  sql "DROP DATABASE IF EXISTS ${RUN}_users; DROP DATABASE IF EXISTS ${RUN}_notifications" 2>/dev/null || true
+  sql "DROP DATABASE IF EXISTS ${RUN}_users; DROP DATABASE IF EXISTS ${RUN}_notifications; DROP DATABASE IF EXISTS ${RUN}_nobroker" 2>/dev/null || true
   rm -rf "$WORK"
 }
 trap cleanup EXIT
 
 
-# wait_http URL WHAT: polls until URL answers 2xx.
+# wait_http URL WHAT [SECONDS]: polls until URL answers 2xx, each try given SECONDS (2).
 wait_http() {
   local deadline=$((SECONDS + 60))
-  until curl -fs --max-time 2 -o /dev/null "$1"; do
+  until curl -fs --max-time "${3:-2}" -o /dev/null "$1"; do
     [ $SECONDS -lt $deadline ] || die "$2 did not come up ($1); logs in $WORK"
     sleep 0.2
   done
 }
 
-log "databases ${RUN}_users, ${RUN}_notifications; topic $RUN"
+log "databases ${RUN}_users, ${RUN}_notifications, ${RUN}_nobroker; topic $RUN"
 sql "CREATE DATABASE ${RUN}_users CHARACTER SET utf8mb4 COLLATE utf8mb4_unicode_ci;
-     CREATE DATABASE ${RUN}_notifications CHARACTER SET utf8mb4 COLLATE utf8mb4_unicode_ci"
+     CREATE DATABASE ${RUN}_notifications CHARACTER SET utf8mb4 COLLATE utf8mb4_unicode_ci;
+     CREATE DATABASE ${RUN}_nobroker CHARACTER SET utf8mb4 COLLATE utf8mb4_unicode_ci"
 # The prediction-service's request topic (and its .dlq) and its result topic.
 for topic in "$RUN" "${RUN}_predictions" "${RUN}_prediction_results"; do
   KAFKA_BOOTSTRAP_SERVERS=$TEST_KAFKA_BROKERS KAFKA_TOPIC=$topic "$BIN/platformctl" topics create --partitions 3 \
@@ -98,6 +105,8 @@ for topic in "$RUN" "${RUN}_predictions" "${RUN}_prediction_results"; do
 done
 
 USER_PORT=$(free_port) NOTIFY_PORT=$(free_port) PREDICT_PORT=$(free_port) PROM_PORT=$(free_port)
+# The user-service without a broker, and the loopback port where no broker listens.
+NOBROKER_PORT=$(free_port) NO_BROKER=127.0.0.1:$(free_port)
 base_url="${TEST_MYSQL_URL%/}"
 start_service() {
   local name=$1 port=$2 db=$3
@@ -105,7 +114,7 @@ start_service() {
   env HTTP_ADDR="127.0.0.1:$port" DATABASE_URL="$base_url/$db" \
     KAFKA_BOOTSTRAP_SERVERS="$TEST_KAFKA_BROKERS" KAFKA_TOPIC="$RUN" \
     ADMIN_TOKEN=dashboard-check LOG_FORMAT=json RUST_LOG=warn "$@" \
-    "$BIN/$name" >"$WORK/$name.log" 2>&1 &
+    "$BIN/$name" >"$WORK/$name-$port.log" 2>&1 &
   PIDS+=("$!")
 }
 start_service user-service "$USER_PORT" "${RUN}_users" OUTBOX_SWEEP_INTERVAL_MS=200
@@ -115,8 +124,20 @@ start_service prediction-service "$PREDICT_PORT" none KAFKA_TOPIC="${RUN}_predic
   KAFKA_GROUP_ID="${RUN}_predictions" MODEL_PATH="$REPO_ROOT/models/wine-forest.onnx"
 wait_http "http://127.0.0.1:$USER_PORT/health/ready" user-service
 wait_http "http://127.0.0.1:$NOTIFY_PORT/health/ready" notification-service
+start_service user-service "$NOBROKER_PORT" "${RUN}_nobroker" KAFKA_BOOTSTRAP_SERVERS="$NO_BROKER"
 wait_http "http://127.0.0.1:$PREDICT_PORT/health/ready" prediction-service
-log "user-service on :$USER_PORT, notification-service on :$NOTIFY_PORT, prediction-service on :$PREDICT_PORT"
+# Readiness means "can serve its requests": without its broker the user-service still
+# takes registrations (into the outbox), so it is ready, degraded, naming kafka. Its
+# readiness takes the broker check's 2 s deadline.
+wait_http "http://127.0.0.1:$NOBROKER_PORT/health/ready" "user-service without a broker" 5
+curl -fsS --max-time 5 "http://127.0.0.1:$NOBROKER_PORT/health/ready" | python3 -c '
+import json, sys
+body = json.load(sys.stdin)
+kafka, database = body["checks"]["kafka"], body["checks"]["database"]
+ok = body["status"] == "degraded" and not kafka["ok"] and not kafka["required"] and database["ok"]
+sys.exit(0 if ok else f"[dashboards] expected 200 degraded naming kafka, got {body}")
+' || die "the user-service without a broker does not answer 200 degraded naming kafka"
+log "user-service on :$USER_PORT, notification-service on :$NOTIFY_PORT, prediction-service on :$PREDICT_PORT, user-service without a broker on :$NOBROKER_PORT"
 eval "$(scripts/gateway.sh up "user-service=127.0.0.1:$USER_PORT" "notification-service=127.0.0.1:$NOTIFY_PORT" \
   "prediction-service=127.0.0.1:$PREDICT_PORT")"
 log "Traefik gateway on ${GATEWAY_URL#http://}, its metrics on ${GATEWAY_API_URL#http://}"
@@ -124,14 +145,17 @@ log "Traefik gateway on ${GATEWAY_URL#http://}, its metrics on ${GATEWAY_API_URL
 cp charts/platform/files/alerts.yml "$WORK/alerts.yml"
 # The scrape jobs of the compose prometheus.yml as they are, each target (a compose
 # service name and port) swapped for the local process that plays it; a target
-# without one fails the check.
+# without one fails the check. `+JOB=ADDR` adds a target to a job: the user-service
+# without a broker.
 python3 - prometheus.yml "$WORK/prometheus.yml" \
   "user-service:8000=127.0.0.1:$USER_PORT" "notification-service:8001=127.0.0.1:$NOTIFY_PORT" \
   "prediction-service:8002=127.0.0.1:$PREDICT_PORT" "traefik:8080=${GATEWAY_API_URL#http://}" \
-  "localhost:9090=127.0.0.1:$PROM_PORT" <<'PY' || die "prometheus.yml scrapes a target this check does not run"
+  "localhost:9090=127.0.0.1:$PROM_PORT" "+user-service=127.0.0.1:$NOBROKER_PORT" <<'PY' \
+  || die "prometheus.yml scrapes a target this check does not run"
 import sys, yaml
 config = yaml.safe_load(open(sys.argv[1]))
-local = dict(arg.split("=", 1) for arg in sys.argv[3:])
+local = dict(arg.split("=", 1) for arg in sys.argv[3:] if not arg.startswith("+"))
+extra = dict(arg[1:].split("=", 1) for arg in sys.argv[3:] if arg.startswith("+"))
 jobs = []
 for job in config["scrape_configs"]:
     for static in job["static_configs"]:
@@ -139,7 +163,11 @@ for job in config["scrape_configs"]:
         if missing:
             sys.exit(f"[dashboards] job {job['job_name']}: no local process for {missing}")
         static["targets"] = [local[t] for t in static["targets"]]
+    if job["job_name"] in extra:
+        job["static_configs"][0]["targets"].append(extra.pop(job["job_name"]))
     jobs.append(job)
+if extra:
+    sys.exit(f"[dashboards] prometheus.yml has no job {sorted(extra)}")
 out = {"global": {"scrape_interval": "1s", "evaluation_interval": "1s"},
        "rule_files": ["alerts.yml"], "scrape_configs": jobs}
 yaml.safe_dump(out, open(sys.argv[2], "w"), default_flow_style=False)
@@ -269,19 +297,19 @@ sys.exit(1 if failed else 0)
 PY
 log "every panel target returned series and every alert rule evaluates"
 
-# poll_prometheus TITLE NAME=EXPR...: queries Prometheus for up to 60 s until every
-# expression returns a series, then prints each check as "TITLE: NAME ok|FAILED EXPR";
-# fails when any never did.
+# poll_prometheus TITLE NAME=EXPR...: queries Prometheus for up to 60 s (POLL_SECONDS)
+# until every expression returns a series, then prints each check as
+# "TITLE: NAME ok|FAILED EXPR"; fails when any never did.
 poll_prometheus() {
-  python3 - "http://127.0.0.1:$PROM_PORT" "$@" <<'PY'
+  python3 - "http://127.0.0.1:$PROM_PORT" "${POLL_SECONDS:-60}" "$@" <<'PY'
 import json, sys, time, urllib.parse, urllib.request
-prom, title = sys.argv[1], sys.argv[2]
-checks = dict(arg.split("=", 1) for arg in sys.argv[3:])
+prom, seconds, title = sys.argv[1], float(sys.argv[2]), sys.argv[3]
+checks = dict(arg.split("=", 1) for arg in sys.argv[4:])
 def ok(expr):
     url = prom + "/api/v1/query?" + urllib.parse.urlencode({"query": expr})
     with urllib.request.urlopen(url, timeout=10) as response:
         return bool(json.load(response)["data"]["result"])
-deadline = time.monotonic() + 60
+deadline = time.monotonic() + seconds
 pending = dict(checks)
 while pending and time.monotonic() < deadline:
     pending = {k: e for k, e in pending.items() if not ok(e)}
@@ -316,3 +344,24 @@ poll_prometheus "prediction-service job" \
   'gateway route=sum(traefik_router_requests_total{job="traefik",router="prediction-service@file",code="200"}) >= 40' \
   || die "the prediction-service metrics do not count the predictions sent; logs were in $WORK"
 log "the prediction-service job counts the predictions sent and names the committed model"
+
+# dependency_up on every service, and KafkaUnreachable firing for the user-service
+# without a broker only. The alert fires a minute after its first 0 was scraped: most
+# of that minute passed during the checks above.
+nobroker="instance=\"127.0.0.1:$NOBROKER_PORT\""
+up_of() { echo "dependency_up{job=\"$1\",instance=\"127.0.0.1:$2\",dependency=\"$3\"} == $4"; }
+POLL_SECONDS=150 poll_prometheus "dependency_up and KafkaUnreachable" \
+  "user-service database=$(up_of user-service "$USER_PORT" database 1)" \
+  "user-service kafka=$(up_of user-service "$USER_PORT" kafka 1)" \
+  "notification-service database=$(up_of notification-service "$NOTIFY_PORT" database 1)" \
+  "notification-service kafka=$(up_of notification-service "$NOTIFY_PORT" kafka 1)" \
+  "prediction-service model=$(up_of prediction-service "$PREDICT_PORT" model 1)" \
+  "prediction-service kafka=$(up_of prediction-service "$PREDICT_PORT" kafka 1)" \
+  "no broker: database=$(up_of user-service "$NOBROKER_PORT" database 1)" \
+  "no broker: kafka=$(up_of user-service "$NOBROKER_PORT" kafka 0)" \
+  "no broker: alert firing=ALERTS{alertname=\"KafkaUnreachable\",alertstate=\"firing\",job=\"user-service\",$nobroker}" \
+  || die "dependency_up or KafkaUnreachable do not report the broker; logs were in $WORK"
+poll_prometheus "KafkaUnreachable elsewhere" \
+  "no other instance=absent(ALERTS{alertname=\"KafkaUnreachable\",instance!=\"127.0.0.1:$NOBROKER_PORT\"})" \
+  || die "KafkaUnreachable fires for a service that reaches the broker; logs were in $WORK"
+log "dependency_up reports each service's dependencies; KafkaUnreachable fires for the service without a broker only"

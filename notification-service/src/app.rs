@@ -11,6 +11,7 @@ use service_kit::app::{DatabaseService, DatabaseSettings, HttpServer, Migrations
 use service_kit::auth::AdminToken;
 use service_kit::config::CommonArgs;
 use service_kit::db::{Database, OwnConnection};
+use service_kit::health::Refresh;
 
 use crate::api::{AppState, router};
 use crate::config::Config;
@@ -34,6 +35,7 @@ pub struct Application {
     http: HttpServer,
     worker: Worker,
     retention: Retention,
+    readiness: Refresh<AppState>,
     db: Database,
 }
 
@@ -86,6 +88,7 @@ impl Application {
         )
         .await?;
         Ok(Self {
+            readiness: Refresh::new(state.clone()),
             http: HttpServer::bind(config.http_addr, router(state)).await?,
             worker,
             retention,
@@ -115,7 +118,10 @@ impl Application {
             stop.trigger();
             result
         });
-        let served = self.http.serve(Config::NAME, shutdown.clone()).await;
+        let served = self
+            .readiness
+            .alongside(&shutdown, self.http.serve(Config::NAME, shutdown.clone()))
+            .await;
         worker
             .await
             .context("consumer panicked")?

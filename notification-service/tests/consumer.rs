@@ -8,6 +8,7 @@ use std::collections::HashSet;
 use helpers::{Backends, TOKEN, WAIT, dead_letters, event, spawn_app};
 use rdkafka::message::{Headers, Message};
 use reqwest::StatusCode;
+use service_kit::kafka::KafkaArgs;
 use service_kit::testing::eventually;
 
 #[tokio::test]
@@ -215,5 +216,67 @@ async fn status_shows_partitions_and_counts_and_notifications_need_the_token() {
     );
     let ready = app.get("/health/ready", None).await;
     assert_eq!(ready.status(), StatusCode::OK);
+    let ready: serde_json::Value = ready.json().await.expect("json");
+    assert_eq!(ready["status"], "ready", "{ready}");
+    assert_eq!(ready["checks"]["database"]["required"], true);
+    assert_eq!(ready["checks"]["kafka"]["required"], false);
+    assert_eq!(
+        helpers::dependency_gauges(&app).await,
+        ["database=1", "kafka=1"]
+    );
     app.stop().await;
+}
+
+#[tokio::test]
+async fn without_a_broker_it_serves_its_api_degraded_and_without_a_database_it_is_not_ready() {
+    let backends = Backends::new().await;
+    let mut config = backends.config();
+    // A port nothing listens on: the broker is "down".
+    config.kafka = KafkaArgs::new("127.0.0.1:1", backends.kafka.args.topic.clone());
+    let (app, db) = helpers::spawn_app_sharing_database(&config).await;
+
+    // It serves /notifications from the database: ready (200), degraded, naming Kafka.
+    let ready = app.get("/health/ready", None).await;
+    assert_eq!(ready.status(), StatusCode::OK);
+    let ready: serde_json::Value = ready.json().await.expect("json");
+    assert_eq!(ready["status"], "degraded", "{ready}");
+    assert_eq!(ready["checks"]["kafka"]["ok"], false);
+    assert_eq!(ready["checks"]["kafka"]["required"], false);
+    assert!(ready["checks"]["kafka"]["error"].is_string(), "{ready}");
+    assert_eq!(ready["checks"]["database"]["ok"], true);
+    assert_eq!(
+        helpers::dependency_gauges(&app).await,
+        ["database=1", "kafka=0"]
+    );
+    assert_eq!(
+        app.get("/notifications", Some(TOKEN)).await.status(),
+        StatusCode::OK
+    );
+
+    // Closing the pool makes every query fail, the readiness check's included.
+    let closing = tokio::spawn(async move { db.close().await });
+    let not_ready = eventually(WAIT, || async {
+        app.get("/health/ready", None).await.status() == StatusCode::SERVICE_UNAVAILABLE
+    })
+    .await;
+    assert!(not_ready, "/health/ready turns 503 without the database");
+    let ready: serde_json::Value = app
+        .get("/health/ready", None)
+        .await
+        .json()
+        .await
+        .expect("json");
+    assert_eq!(ready["status"], "not_ready", "{ready}");
+    assert_eq!(ready["checks"]["database"]["ok"], false);
+    assert_eq!(ready["checks"]["database"]["required"], true);
+    assert_eq!(
+        helpers::dependency_gauges(&app).await,
+        ["database=0", "kafka=0"]
+    );
+    assert_eq!(
+        app.get("/notifications", Some(TOKEN)).await.status(),
+        StatusCode::SERVICE_UNAVAILABLE
+    );
+    app.stop().await;
+    closing.await.expect("pool closed");
 }

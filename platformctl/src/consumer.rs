@@ -103,7 +103,7 @@ pub async fn run(args: ConsumerArgs) -> anyhow::Result<()> {
 }
 
 async fn execute(cluster: &Cluster, action: Action) -> Result<Report, ClusterError> {
-    let pods = list_pods(cluster, Some(Component::NotificationService)).await?;
+    let pods = list_pods(cluster, Some(Component::Notification)).await?;
     let Some(first) = pods.first() else {
         return Err(missing(cluster).await);
     };
@@ -134,7 +134,7 @@ async fn missing(cluster: &Cluster) -> ClusterError {
         ClusterError::NoPods {
             release: cluster.release.clone(),
             namespace: cluster.namespace.clone(),
-            component: Component::NotificationService.label(),
+            component: Component::Notification.label(),
         }
     } else {
         ClusterError::ReleaseNotFound {

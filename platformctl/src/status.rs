@@ -1,6 +1,8 @@
-//! `platformctl status`: a release on a cluster at a glance: its workloads, its pods, the
-//! notification-service consumers' state and lag per partition, and user-service's outbox
-//! backlog, the last two read from each pod through the API server's pod proxy.
+//! `platformctl status`: a release on a cluster at a glance: its workloads, its pods with
+//! each service's own readiness (`degraded` names a failing dependency that leaves the pod
+//! Ready), the notification-service consumers' state and lag per partition, and
+//! user-service's outbox backlog, the last three read from each pod through the API
+//! server's pod proxy.
 
 use std::fmt::Write as _;
 
@@ -9,8 +11,8 @@ use futures::future::join_all;
 use serde::Serialize;
 
 use crate::cluster::{
-    Cluster, ClusterArgs, ClusterError, Component, ConsumerStatus, PodInfo, Workload,
-    consumer_status, list_pods, list_workloads, outbox_backlog,
+    Cluster, ClusterArgs, ClusterError, Component, ConsumerStatus, PodInfo, Readiness, Workload,
+    consumer_status, list_pods, list_workloads, outbox_backlog, readiness,
 };
 
 #[derive(Debug, Args)]
@@ -30,6 +32,8 @@ struct Report {
     namespace: String,
     workloads: Vec<Workload>,
     pods: Vec<PodInfo>,
+    /// Each running service pod's `GET /health/ready`.
+    readiness: Vec<PodResult<Readiness>>,
     consumers: Vec<PodResult<ConsumerStatus>>,
     outbox: Vec<PodResult<f64>>,
 }
@@ -85,13 +89,20 @@ async fn collect(cluster: &Cluster) -> Result<Report, ClusterError> {
         pods.iter()
             .filter(move |p| p.component == component.label() && p.phase == "Running")
     };
+    let readiness = join_all(
+        Component::SERVICES
+            .into_iter()
+            .flat_map(of)
+            .map(|pod| async move { PodResult::new(pod, readiness(cluster, pod).await) }),
+    )
+    .await;
     let consumers = join_all(
-        of(Component::NotificationService)
+        of(Component::Notification)
             .map(|pod| async move { PodResult::new(pod, consumer_status(cluster, pod).await) }),
     )
     .await;
     let outbox = join_all(
-        of(Component::UserService)
+        of(Component::User)
             .map(|pod| async move { PodResult::new(pod, outbox_backlog(cluster, pod).await) }),
     )
     .await;
@@ -100,6 +111,7 @@ async fn collect(cluster: &Cluster) -> Result<Report, ClusterError> {
         namespace: cluster.namespace.clone(),
         workloads,
         pods,
+        readiness,
         consumers,
         outbox,
     })
@@ -152,20 +164,60 @@ fn render_workloads(out: &mut String, report: &Report) {
 fn render_pods(out: &mut String, report: &Report) {
     let _ = writeln!(
         out,
-        "\n{:<52} {:<9} {:<5} {:>8} {:>6}",
+        "\n{:<52} {:<9} {:<5} {:>8} {:>6}  HEALTH",
         "POD", "PHASE", "READY", "RESTARTS", "AGE"
     );
     for p in &report.pods {
+        let health = report.readiness.iter().find(|r| r.pod == p.name);
         let _ = writeln!(
             out,
-            "{:<52} {:<9} {:<5} {:>8} {:>6}",
+            "{:<52} {:<9} {:<5} {:>8} {:>6}  {}",
             p.name,
             p.phase,
             if p.ready { "1/1" } else { "0/1" },
             p.restarts,
-            age(p.age_seconds)
+            age(p.age_seconds),
+            health.map_or("-".into(), health_cell)
         );
     }
+    for line in report.readiness.iter().flat_map(health_notes) {
+        let _ = writeln!(out, "{line}");
+    }
+}
+
+/// The HEALTH cell: the service's readiness with its failing dependencies.
+fn health_cell(result: &PodResult<Readiness>) -> String {
+    match &result.value {
+        Some(readiness) => readiness.summary(),
+        None => "unknown".into(),
+    }
+}
+
+/// Below the pods table, one line per failing dependency (whether it gates the pod's
+/// readiness, and its error) and per pod whose readiness could not be read.
+fn health_notes(result: &PodResult<Readiness>) -> Vec<String> {
+    let Some(readiness) = &result.value else {
+        let error = result.error.as_deref().unwrap_or("?");
+        return vec![format!("  {}: readiness unknown: {error}", result.pod)];
+    };
+    let mut notes: Vec<String> = readiness
+        .checks
+        .iter()
+        .filter(|(_, check)| !check.ok)
+        .map(|(name, check)| {
+            let role = if check.required {
+                "required: the pod gets no traffic"
+            } else {
+                "reported: the pod still serves, its background work waits"
+            };
+            let error = check.error.as_deref().unwrap_or("no answer");
+            format!("  {}: {name} failing ({role}): {error}", result.pod)
+        })
+        .collect();
+    if let (true, Some(error)) = (readiness.checks.is_empty(), &readiness.error) {
+        notes.push(format!("  {}: {}: {error}", result.pod, readiness.status));
+    }
+    notes
 }
 
 fn render_consumers(out: &mut String, report: &Report) {
@@ -260,6 +312,86 @@ fn render_outbox(out: &mut String, report: &Report) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn pod(name: &str, component: &str) -> PodInfo {
+        serde_json::from_value::<k8s_openapi::api::core::v1::Pod>(serde_json::json!({
+            "metadata": {"name": name, "labels": {"app.kubernetes.io/component": component}},
+            "status": {"phase": "Running", "conditions": [{"type": "Ready", "status": "True"}]}
+        }))
+        .map(|p| crate::cluster::pod_info(&p, k8s_openapi::jiff::Timestamp::now()))
+        .expect("pod")
+    }
+
+    fn readiness_of(pod: &str, json: serde_json::Value) -> PodResult<Readiness> {
+        PodResult {
+            pod: pod.into(),
+            value: Some(serde_json::from_value(json).expect("readiness")),
+            error: None,
+        }
+    }
+
+    #[test]
+    fn the_pods_table_shows_a_degraded_service_and_its_failing_dependency() {
+        let report = Report {
+            release: "platform".into(),
+            namespace: "platform".into(),
+            workloads: vec![],
+            pods: vec![
+                pod("platform-mysql-0", "mysql"),
+                pod("platform-notification-service-b", "notification-service"),
+                pod("platform-user-service-a", "user-service"),
+            ],
+            readiness: vec![
+                readiness_of(
+                    "platform-user-service-a",
+                    serde_json::json!({"status": "degraded", "checks": {
+                        "database": {"ok": true, "required": true, "latency_ms": 1},
+                        "kafka": {"ok": false, "required": false, "latency_ms": 2000,
+                                  "error": "Meta data fetch error: OperationTimedOut"}}}),
+                ),
+                PodResult {
+                    pod: "platform-notification-service-b".into(),
+                    value: None,
+                    error: Some("GET /health/ready on pod b: HTTP 503: connection refused".into()),
+                },
+            ],
+            consumers: vec![],
+            outbox: vec![],
+        };
+        let shown = render(&report);
+        let line = |name: &str| {
+            shown
+                .lines()
+                .find(|l| l.starts_with(name))
+                .unwrap_or_else(|| panic!("{name} missing from\n{shown}"))
+                .to_owned()
+        };
+        assert!(
+            line("platform-user-service-a").ends_with("  degraded: kafka"),
+            "{shown}"
+        );
+        assert!(
+            line("platform-notification-service-b").ends_with("  unknown"),
+            "{shown}"
+        );
+        assert!(line("platform-mysql-0").ends_with("  -"), "{shown}");
+        assert!(
+            shown.contains(
+                "  platform-user-service-a: kafka failing (reported: the pod still serves, \
+                 its background work waits): Meta data fetch error: OperationTimedOut"
+            ),
+            "{shown}"
+        );
+        assert!(
+            shown.contains(
+                "  platform-notification-service-b: readiness unknown: GET /health/ready"
+            ),
+            "{shown}"
+        );
+        let json = serde_json::to_value(&report.readiness).expect("json");
+        assert_eq!(json[0]["value"]["status"], "degraded");
+        assert_eq!(json[0]["value"]["checks"]["kafka"]["required"], false);
+    }
 
     #[test]
     fn ages_read_like_kubectl() {

@@ -9,6 +9,7 @@ use rdkafka::producer::FutureProducer;
 use service_kit::Shutdown;
 use service_kit::app::HttpServer;
 use service_kit::config::CommonArgs;
+use service_kit::health::Refresh;
 use service_kit::runner::ServiceConfig;
 
 use crate::api::{AppState, router};
@@ -23,6 +24,7 @@ pub struct Application {
     worker: Worker,
     model: Arc<ModelStore>,
     poll_interval: std::time::Duration,
+    readiness: Refresh<AppState>,
 }
 
 impl Application {
@@ -57,6 +59,7 @@ impl Application {
             max_batch: config.max_batch(),
             max_request_bytes: config.max_request_bytes,
         };
+        let readiness = Refresh::new(state.clone());
         let router = router(
             state,
             config.max_body_bytes(),
@@ -67,6 +70,7 @@ impl Application {
             worker,
             model,
             poll_interval: config.model_poll_interval(),
+            readiness,
         })
     }
 
@@ -95,7 +99,10 @@ impl Application {
             stop.trigger();
             result
         });
-        let served = self.http.serve(Config::NAME, shutdown.clone()).await;
+        let served = self
+            .readiness
+            .alongside(&shutdown, self.http.serve(Config::NAME, shutdown.clone()))
+            .await;
         worker
             .await
             .context("request consumer panicked")?

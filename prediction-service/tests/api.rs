@@ -31,6 +31,35 @@ async fn api(max_batch: usize) -> Api {
     }
 }
 
+#[tokio::test]
+async fn without_a_broker_predict_answers_and_readiness_is_degraded_naming_kafka() {
+    let backends = Backends::new().await;
+    let mut config = backends.config();
+    // A port nothing listens on: the broker is "down".
+    config.kafka_bootstrap_servers = "127.0.0.1:1".into();
+    let app = Application::build(&config).await.expect("build");
+    let api = Api {
+        router: app.router(),
+        _backends: backends,
+    };
+
+    let ready = api.get("/health/ready").await;
+    assert_eq!(ready.status, StatusCode::OK, "{}", ready.body);
+    assert_eq!(ready.body["status"], "degraded", "{}", ready.body);
+    assert_eq!(ready.body["checks"]["kafka"]["ok"], false);
+    assert_eq!(ready.body["checks"]["kafka"]["required"], false);
+    assert!(ready.body["checks"]["kafka"]["error"].is_string());
+    assert_eq!(ready.body["checks"]["model"]["ok"], true);
+    let (_, rows) = parity_rows();
+    let answer = api.predict(&json!({"features": rows[0].raw})).await;
+    assert_eq!(answer.status, StatusCode::OK, "{}", answer.body);
+    assert_eq!(answer.body["prediction"], rows[0].class);
+    let metrics = api.get("/metrics").await.body;
+    let text = metrics.as_str().expect("text");
+    let gauges = service_kit::testing::dependency_gauges(text);
+    assert_eq!(gauges, ["kafka=0", "model=1"], "{text}");
+}
+
 struct Reply {
     status: StatusCode,
     content_type: String,
@@ -277,8 +306,11 @@ async fn model_health_metrics_and_docs() {
 
     let ready = api.get("/health/ready").await;
     assert_eq!(ready.status, StatusCode::OK, "{}", ready.body);
+    assert_eq!(ready.body["status"], "ready", "{}", ready.body);
     assert_eq!(ready.body["checks"]["model"]["ok"], true);
+    assert_eq!(ready.body["checks"]["model"]["required"], true);
     assert_eq!(ready.body["checks"]["kafka"]["ok"], true);
+    assert_eq!(ready.body["checks"]["kafka"]["required"], false);
     assert_eq!(api.get("/health/live").await.status, StatusCode::OK);
 
     let (_, rows) = parity_rows();
@@ -296,6 +328,8 @@ async fn model_health_metrics_and_docs() {
             card["sha256"].as_str().expect("sha")
         ),
         r#"model_reloads_total{outcome="failure"} 0"#,
+        r#"dependency_up{dependency="kafka"} 1"#,
+        r#"dependency_up{dependency="model"} 1"#,
     ] {
         assert!(text.contains(series), "{series} missing from\n{text}");
     }

@@ -11,6 +11,7 @@ use service_kit::app::{DatabaseService, DatabaseSettings, HttpServer, Migrations
 use service_kit::auth::AdminToken;
 use service_kit::config::CommonArgs;
 use service_kit::db::{Database, OwnConnection};
+use service_kit::health::Refresh;
 use service_kit::housekeeping::{self, HousekeepingArgs};
 use tokio::sync::Notify;
 
@@ -30,6 +31,7 @@ pub struct Application {
     http: HttpServer,
     relay: Option<Relay>,
     housekeeping: Housekeeping,
+    readiness: Refresh<AppState>,
     db: Database,
 }
 
@@ -76,6 +78,7 @@ impl Application {
             settings: config.relay_settings(),
         });
         Ok(Self {
+            readiness: Refresh::new(state.clone()),
             http: HttpServer::bind(config.http_addr, router(state)).await?,
             relay,
             housekeeping: Housekeeping {
@@ -101,7 +104,9 @@ impl Application {
             self.housekeeping,
             shutdown.clone(),
         ));
-        self.http.serve(Config::NAME, shutdown.clone()).await?;
+        self.readiness
+            .alongside(&shutdown, self.http.serve(Config::NAME, shutdown.clone()))
+            .await?;
         if let Some(relay) = relay {
             relay.await.context("outbox relay panicked")?;
         }

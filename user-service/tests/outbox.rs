@@ -30,6 +30,17 @@ async fn register_many(app: &helpers::TestApp, prefix: &str, n: usize) -> HashSe
     ids
 }
 
+/// The `dependency_up` series of `/metrics`, by dependency.
+async fn gauges(app: &helpers::TestApp) -> Vec<String> {
+    let text = app
+        .get("/metrics", None)
+        .await
+        .text()
+        .await
+        .expect("metrics");
+    service_kit::testing::dependency_gauges(&text)
+}
+
 #[tokio::test]
 async fn each_registration_is_published_once_with_cloudevents_headers() {
     let backends = Backends::new().await;
@@ -122,11 +133,17 @@ async fn registrations_succeed_while_kafka_is_unreachable_and_wait_in_the_outbox
     let app = spawn_app(config).await;
 
     register_many(&app, "offline", 3).await;
+    // It serves registrations, so it stays ready (200), degraded, naming the broker.
     let ready = app.get("/health/ready", None).await;
-    assert_eq!(ready.status(), StatusCode::SERVICE_UNAVAILABLE);
+    assert_eq!(ready.status(), StatusCode::OK);
     let ready: Value = ready.json().await.expect("json");
+    assert_eq!(ready["status"], "degraded", "{ready}");
     assert_eq!(ready["checks"]["kafka"]["ok"], false);
+    assert_eq!(ready["checks"]["kafka"]["required"], false);
+    assert!(ready["checks"]["kafka"]["error"].is_string(), "{ready}");
     assert_eq!(ready["checks"]["database"]["ok"], true);
+    assert_eq!(ready["checks"]["database"]["required"], true);
+    assert_eq!(gauges(&app).await, ["database=1", "kafka=0"]);
     let backlog = service_kit::testing::eventually(WAIT, || async {
         app.metric("outbox_backlog").await == 3.0
     })
@@ -144,9 +161,44 @@ async fn readiness_checks_database_and_kafka() {
     let body: Value = response.json().await.expect("json");
     assert_eq!(body["status"], "ready");
     assert_eq!(body["checks"]["database"]["ok"], true);
+    assert_eq!(body["checks"]["database"]["required"], true);
     assert_eq!(body["checks"]["kafka"]["ok"], true);
+    assert_eq!(body["checks"]["kafka"]["required"], false);
+    assert_eq!(gauges(&app).await, ["database=1", "kafka=1"]);
     assert_eq!(app.get("/health/live", None).await.status(), StatusCode::OK);
     app.stop().await;
+}
+
+#[tokio::test]
+async fn without_its_database_the_service_is_not_ready() {
+    let backends = Backends::new().await;
+    let (app, db) = helpers::spawn_app_sharing_database(&backends.config()).await;
+    assert_eq!(
+        app.get("/health/ready", None).await.status(),
+        StatusCode::OK
+    );
+
+    // Closing the pool makes every query fail, the readiness check's included.
+    let closing = tokio::spawn(async move { db.close().await });
+    let closed = service_kit::testing::eventually(WAIT, || async {
+        app.get("/health/ready", None).await.status() == StatusCode::SERVICE_UNAVAILABLE
+    })
+    .await;
+    assert!(closed, "/health/ready turns 503 without the database");
+    let response = app.get("/health/ready", None).await;
+    assert_eq!(response.status(), StatusCode::SERVICE_UNAVAILABLE);
+    let body: Value = response.json().await.expect("json");
+    assert_eq!(body["status"], "not_ready", "{body}");
+    assert_eq!(body["checks"]["database"]["ok"], false);
+    assert_eq!(body["checks"]["database"]["required"], true);
+    assert!(body["checks"]["database"]["error"].is_string(), "{body}");
+    assert_eq!(body["checks"]["kafka"]["ok"], true);
+    assert_eq!(gauges(&app).await, ["database=0", "kafka=1"]);
+    // What readiness says holds for the requests: a registration cannot be served.
+    let refused = app.register("No Db", "no.db@example.com").await;
+    assert_eq!(refused.status(), StatusCode::SERVICE_UNAVAILABLE);
+    app.stop().await;
+    closing.await.expect("pool closed");
 }
 
 #[tokio::test]

@@ -1,8 +1,8 @@
 //! Start-up before the database and Kafka answer (a pod started before MySQL and the
 //! broker): the service keeps retrying with backoff, answers live 200 / ready 503
-//! meanwhile, never exits, and becomes ready once both answer. Runs `serve`, the code path
-//! of the binary. Kafka goes through a loopback proxy port that starts forwarding after
-//! the database is up.
+//! meanwhile, never exits, is ready (200, `degraded`) once the database answers, and
+//! `ready` once the broker answers too. Runs `serve`, the code path of the binary. Kafka
+//! goes through a loopback proxy port that starts forwarding after the database is up.
 //!
 //! Embedded backend: the SQLite file's directory is missing at first (opening fails) and
 //! is created later. Real backend: the service is pointed at a loopback port where nothing
@@ -166,29 +166,43 @@ async fn check_start_up(
 
     open_database();
 
-    // Started on the database; still not ready while the broker does not answer.
-    let waits_for_kafka = eventually(Duration::from_secs(40), || async {
+    // Started on the database: it serves registrations, so it is ready (200), degraded
+    // while the broker does not answer.
+    let degraded = eventually(Duration::from_secs(40), || async {
         matches!(status_of(&client, &ready).await,
-            Some((503, body)) if body["checks"]["database"]["ok"] == true
+            Some((200, body)) if body["status"] == "degraded"
+                && body["checks"]["database"]["ok"] == true
                 && body["checks"]["kafka"]["ok"] == false)
     })
     .await;
     assert!(
-        waits_for_kafka,
-        "once the database answered, the service did not report ready-except-Kafka"
+        degraded,
+        "once the database answered, the service did not report ready and degraded for Kafka"
     );
     let (status, _) = status_of(&client, &live).await.expect("live answers");
     assert_eq!(status, 200, "not live while waiting for Kafka");
+    let before_kafka = client
+        .post(format!("{base}/register/"))
+        .json(&serde_json::json!({"user_name": "no broker", "email": "no.broker@example.com"}))
+        .send()
+        .await
+        .expect("request");
+    assert_eq!(
+        before_kafka.status().as_u16(),
+        201,
+        "a degraded service did not take a registration"
+    );
 
     open_kafka();
 
     let became_ready = eventually(Duration::from_secs(40), || async {
-        matches!(status_of(&client, &ready).await, Some((200, _)))
+        matches!(status_of(&client, &ready).await,
+            Some((200, body)) if body["status"] == "ready")
     })
     .await;
     assert!(
         became_ready,
-        "the service did not become ready once the database answered"
+        "the service did not become ready once the broker answered"
     );
     let registered = client
         .post(format!("{base}/register/"))

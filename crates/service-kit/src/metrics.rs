@@ -10,8 +10,8 @@ use axum::http::header;
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use prometheus::{
-    Encoder, HistogramOpts, HistogramVec, IntCounterVec, IntGauge, Opts, Registry, TextEncoder,
-    core::Collector,
+    Encoder, HistogramOpts, HistogramVec, IntCounterVec, IntGauge, IntGaugeVec, Opts, Registry,
+    TextEncoder, core::Collector,
 };
 
 /// Histogram buckets in seconds that resolve millisecond latencies.
@@ -23,12 +23,13 @@ pub const LATENCY_BUCKETS: &[f64] = &[
 /// that scanners' random paths cannot blow up the label set.
 pub const UNMATCHED_ROUTE: &str = "unmatched";
 
-/// A service's metrics registry plus the HTTP metrics every service has.
+/// A service's metrics registry plus the HTTP and readiness metrics every service has.
 #[derive(Clone)]
 pub struct Metrics {
     registry: Registry,
     http_requests: IntCounterVec,
     http_duration: HistogramVec,
+    dependency_up: IntGaugeVec,
 }
 
 impl Metrics {
@@ -47,13 +48,24 @@ impl Metrics {
                 .buckets(LATENCY_BUCKETS.to_vec()),
             &["method", "route"],
         )?;
+        // Set by each readiness evaluation (`health::evaluate`), one series per dependency
+        // the service checks (`database`, `kafka`, `model`).
+        let dependency_up = IntGaugeVec::new(
+            Opts::new(
+                "dependency_up",
+                "Whether the dependency answered the service's last readiness check (1) or not (0).",
+            ),
+            &["dependency"],
+        )?;
         let metrics = Self {
             registry,
             http_requests,
             http_duration,
+            dependency_up,
         };
         metrics.register(metrics.http_requests.clone())?;
         metrics.register(metrics.http_duration.clone())?;
+        metrics.register(metrics.dependency_up.clone())?;
         // Dashboards divide process_cpu_seconds_total's rate by it: CPU as a share of
         // what the process may use, whatever the machine or the pod's quota.
         let cores = metrics.register(IntGauge::new(
@@ -68,6 +80,13 @@ impl Metrics {
     pub fn register<C: Collector + Clone + 'static>(&self, collector: C) -> prometheus::Result<C> {
         self.registry.register(Box::new(collector.clone()))?;
         Ok(collector)
+    }
+
+    /// Sets `dependency_up{dependency}` to 1 when the dependency answered its check, else 0.
+    pub fn dependency_up(&self, dependency: &str, up: bool) {
+        self.dependency_up
+            .with_label_values(&[dependency])
+            .set(i64::from(up));
     }
 
     /// The text exposition of every registered metric.

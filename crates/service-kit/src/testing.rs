@@ -358,6 +358,21 @@ pub fn metric_value(text: &str, series: &str) -> f64 {
         .unwrap_or(0.0)
 }
 
+/// The `dependency_up` series of a `/metrics` text as `dependency=value`, sorted (empty
+/// when the gauge has no series).
+pub fn dependency_gauges(text: &str) -> Vec<String> {
+    let mut gauges: Vec<String> = text
+        .lines()
+        .filter_map(|l| l.strip_prefix("dependency_up{dependency=\""))
+        .filter_map(|l| {
+            let (dependency, value) = l.split_once("\"} ")?;
+            Some(format!("{dependency}={value}"))
+        })
+        .collect();
+    gauges.sort();
+    gauges
+}
+
 /// A binary of the workspace built next to the running test binary (`target/<profile>/`),
 /// for tests that start the services as separate processes.
 pub fn built_binary(name: &str) -> std::path::PathBuf {

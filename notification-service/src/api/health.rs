@@ -1,7 +1,10 @@
-//! `GET /health/ready`: ready only when the database and Kafka both answer.
+//! `GET /health/ready`: the notification-service serves `/notifications` and its admin
+//! API from the database, so only the database gates readiness. Kafka is reported:
+//! without it the consumer waits and its events stay in the topic (`degraded`).
 
 use rdkafka::consumer::Consumer;
 use service_kit::health::{self, Readiness};
+use service_kit::metrics::Metrics;
 
 use super::AppState;
 
@@ -12,5 +15,9 @@ impl health::Ready for AppState {
             consumer.client().fetch_metadata(Some(topic), timeout)
         })
         .await
+    }
+
+    fn metrics(&self) -> &Metrics {
+        &self.metrics.registry
     }
 }

@@ -17,8 +17,10 @@ use kube::{Client, Config};
 
 pub use error::{ClusterError, one_line};
 pub use proxy::{pod_get, pod_post};
+#[cfg(test)]
+pub(crate) use release::pod_info;
 pub use release::{Component, PodInfo, Workload, admin_token, list_pods, list_workloads};
-pub use services::{ConsumerStatus, consumer_status, outbox_backlog};
+pub use services::{ConsumerStatus, Readiness, consumer_status, outbox_backlog, readiness};
 
 /// How long to wait for the API server to accept a connection.
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);

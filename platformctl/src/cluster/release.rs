@@ -17,25 +17,36 @@ const COMPONENT: &str = "app.kubernetes.io/component";
 /// One of the platform's own services.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Component {
-    UserService,
-    NotificationService,
+    User,
+    Notification,
+    Prediction,
 }
 
 impl Component {
+    /// The platform's own services, each with `/health/ready`.
+    pub const SERVICES: [Self; 3] = [Self::User, Self::Notification, Self::Prediction];
+
     /// The `app.kubernetes.io/component` label value (also the container name).
     pub fn label(self) -> &'static str {
         match self {
-            Self::UserService => "user-service",
-            Self::NotificationService => "notification-service",
+            Self::User => "user-service",
+            Self::Notification => "notification-service",
+            Self::Prediction => "prediction-service",
         }
     }
 
     /// The service's HTTP port when the pod spec names none.
     fn default_port(self) -> u16 {
         match self {
-            Self::UserService => 8000,
-            Self::NotificationService => 8001,
+            Self::User => 8000,
+            Self::Notification => 8001,
+            Self::Prediction => 8002,
         }
+    }
+
+    /// The service a pod's component label names, if it is one of the platform's own.
+    pub fn of_label(label: &str) -> Option<Self> {
+        Self::SERVICES.into_iter().find(|c| c.label() == label)
     }
 }
 
@@ -154,7 +165,8 @@ pub async fn list_pods(
     Ok(pods)
 }
 
-fn pod_info(pod: &Pod, now: Timestamp) -> PodInfo {
+/// A pod as `status` lists it, its age counted up to `now`.
+pub(crate) fn pod_info(pod: &Pod, now: Timestamp) -> PodInfo {
     let component = component_of(pod.metadata.labels.as_ref());
     let status = pod.status.clone().unwrap_or_default();
     let ready = status
@@ -175,10 +187,9 @@ fn pod_info(pod: &Pod, now: Timestamp) -> PodInfo {
             .or(spec.containers.first())
             .cloned()
     });
-    let default_port = match component.as_str() {
-        "user-service" => Component::UserService.default_port(),
-        _ => Component::NotificationService.default_port(),
-    };
+    let default_port = Component::of_label(&component)
+        .unwrap_or(Component::Notification)
+        .default_port();
     let port = container
         .as_ref()
         .and_then(|c| c.ports.as_ref())
@@ -272,7 +283,7 @@ mod tests {
             "app.kubernetes.io/instance=prod,app.kubernetes.io/part-of=platform"
         );
         assert_eq!(
-            selector("prod", Some(Component::NotificationService)),
+            selector("prod", Some(Component::Notification)),
             "app.kubernetes.io/instance=prod,app.kubernetes.io/part-of=platform,\
              app.kubernetes.io/component=notification-service"
         );

@@ -445,6 +445,15 @@ async fn status_and_consumer_control_reach_every_pod_through_the_api_server() {
             .all(|p| p["phase"] == "Running" && p["ready"] == true),
         "{pods:#?}"
     );
+    // Each service pod's own /health/ready, read through the pod proxy.
+    let readiness = status["readiness"].as_array().expect("readiness");
+    assert_eq!(readiness.len(), 3, "{readiness:#?}");
+    assert!(
+        readiness.iter().all(|r| r["value"]["status"] == "ready"
+            && r["value"]["checks"]["kafka"]["required"] == false
+            && r["value"]["checks"]["database"]["required"] == true),
+        "{readiness:#?}"
+    );
     for consumer in status["consumers"].as_array().expect("consumers") {
         assert_eq!(consumer["value"]["state"], "running", "{consumer:#}");
     }

@@ -64,7 +64,7 @@ async fn database_frozen_mid_stream_answers_503_in_time_and_counts_match_the_tab
         let frozen = Instant::now();
         probes.push(probe(&users).await);
         let not_ready = eventually(DB_FREEZE, || async {
-            status(&users.url("/health/ready")).await == Some(503)
+            harness::not_ready_for_database(&users).await
         })
         .await;
         // The fault's length, not a wait for a condition.
@@ -128,10 +128,19 @@ async fn broker_frozen_past_the_delivery_and_session_timeouts_loses_and_double_c
     reached(&progress, COUNT / 4).await;
     deps("kafka-freeze");
     let frozen = Instant::now();
-    // Registrations go on: they only need the database.
+    // Registrations go on: they only need the database. So the user-service stays ready
+    // (200), degraded, naming the broker.
+    let degraded = eventually(BROKER_FREEZE, || async {
+        harness::degraded_for_kafka(&users).await
+    })
+    .await;
     reached(&progress, COUNT / 2).await;
     tokio::time::sleep(BROKER_FREEZE.saturating_sub(frozen.elapsed())).await;
     deps("kafka-thaw");
+    assert!(
+        degraded,
+        "/health/ready answers 200 degraded naming Kafka while the broker is frozen"
+    );
     let report = load.await.expect("load");
 
     let (rows, notified) = stack.wait_all_notified(&report.created).await;

@@ -311,6 +311,35 @@ pub async fn status(url: &str) -> Option<u16> {
         .map(|r| r.status().as_u16())
 }
 
+/// `GET url` (a `/health/ready`): its status and JSON body.
+pub async fn readiness(url: &str) -> Option<(u16, Value)> {
+    let answer = reqwest::Client::new()
+        .get(url)
+        .timeout(Duration::from_secs(5))
+        .send()
+        .await
+        .ok()?;
+    let status = answer.status().as_u16();
+    Some((status, answer.json().await.unwrap_or(Value::Null)))
+}
+
+/// Whether `service` answers `/health/ready` 200 `degraded` with the broker failing: it
+/// serves its requests while only its background work waits for Kafka.
+pub async fn degraded_for_kafka(service: &Service) -> bool {
+    matches!(readiness(&service.url("/health/ready")).await,
+        Some((200, body)) if body["status"] == "degraded"
+            && body["checks"]["kafka"]["ok"] == false
+            && body["checks"]["kafka"]["required"] == false
+            && body["checks"]["database"]["ok"] == true)
+}
+
+/// Whether `service` answers `/health/ready` 503 `not_ready` naming the database.
+pub async fn not_ready_for_database(service: &Service) -> bool {
+    matches!(readiness(&service.url("/health/ready")).await,
+        Some((503, body)) if body["status"] == "not_ready"
+            && body["checks"]["database"]["ok"] == false)
+}
+
 pub async fn metric(service: &Service, series: &str) -> f64 {
     let text = reqwest::get(service.url("/metrics"))
         .await

@@ -45,8 +45,17 @@ async fn kafka_killed_mid_stream_loses_and_duplicates_nothing() {
 
     reached(&progress, COUNT / 4).await;
     deps("kafka-kill");
+    // Registrations need only the database: the service stays ready, degraded for Kafka.
+    let degraded = eventually(Duration::from_secs(20), || async {
+        harness::degraded_for_kafka(&users).await
+    })
+    .await;
     reached(&progress, COUNT / 2).await;
     deps("kafka-start");
+    assert!(
+        degraded,
+        "/health/ready answers 200 degraded naming Kafka while the broker is down"
+    );
     let report = load.await.expect("load");
 
     let (rows, notified) = stack.wait_all_notified(&report.created).await;
@@ -76,10 +85,10 @@ async fn database_stopped_mid_stream_answers_503_fast_and_recovers_whole() {
     assert_eq!(probe_status, 503);
     assert!(probe_retry_after, "503 carries Retry-After");
     let not_ready = eventually(Duration::from_secs(10), || async {
-        status(&users.url("/health/ready")).await == Some(503)
+        harness::not_ready_for_database(&users).await
     })
     .await;
-    assert!(not_ready, "/health/ready turns 503");
+    assert!(not_ready, "/health/ready turns 503 naming the database");
     deps("mariadb-start");
     let report = load.await.expect("load");
 

@@ -16,7 +16,7 @@ use tokio::sync::oneshot;
 
 use super::netns::TestHost;
 use super::{CONCURRENCY, COUNT, DUPLICATES, reached};
-use crate::harness::{self, Service, Stack, metric, start_load, status};
+use crate::harness::{self, Service, Stack, metric, start_load};
 
 /// How long the link stays cut: longer than the producer's delivery timeout (15 s) and
 /// the consumers' session timeout (10 s).
@@ -219,8 +219,10 @@ async fn a_partition_from_the_broker_that_drops_packets_loses_and_double_counts_
     let users = spawn_on(&host, &stack, "user-service", 8000);
     let notifications = spawn_on(&host, &stack, "notification-service", 8001);
     for service in [&users, &notifications] {
+        // `ready`, not only 200: the broker link works before the cut.
         let ready = eventually(Duration::from_secs(60), || async {
-            status(&service.url("/health/ready")).await == Some(200)
+            matches!(harness::readiness(&service.url("/health/ready")).await,
+                Some((200, body)) if body["status"] == "ready")
         })
         .await;
         assert!(
@@ -236,8 +238,10 @@ async fn a_partition_from_the_broker_that_drops_packets_loses_and_double_counts_
     link.cut(true);
     let cut = Instant::now();
     let at_cut = progress.load(std::sync::atomic::Ordering::SeqCst);
-    let not_ready = eventually(CUT, || async {
-        status(&users.url("/health/ready")).await == Some(503)
+    // Both serve their requests from the database: ready (200), degraded, naming Kafka.
+    let degraded = eventually(CUT, || async {
+        harness::degraded_for_kafka(&users).await
+            && harness::degraded_for_kafka(&notifications).await
     })
     .await;
     // The fault's length, not a wait for a condition.
@@ -267,8 +271,8 @@ async fn a_partition_from_the_broker_that_drops_packets_loses_and_double_counts_
         report.created.len() - notified.len()
     );
     assert!(
-        not_ready,
-        "/health/ready of the user-service turns 503 while the broker is unreachable"
+        degraded,
+        "/health/ready of both services answers 200 degraded naming Kafka while the broker is unreachable"
     );
     assert!(
         during_cut > 0,

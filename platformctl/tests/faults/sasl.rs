@@ -82,13 +82,19 @@ async fn registrations_flow_end_to_end_over_a_sasl_listener() {
     })
     .await;
     assert!(delivered, "all ten registrations delivered over SASL");
-    assert_eq!(users.get("/health/ready", None).await.status(), 200);
+    let ready: Value = users
+        .get("/health/ready", None)
+        .await
+        .json()
+        .await
+        .expect("json");
+    assert_eq!(ready["status"], "ready", "{ready}");
     users.stop().await;
     notifications.stop().await;
 }
 
 #[tokio::test]
-async fn a_wrong_sasl_password_makes_the_service_not_ready() {
+async fn a_wrong_sasl_password_leaves_the_service_degraded_naming_kafka() {
     let backend = Backend::from_env();
     let db = TestDatabase::create(&backend).await;
     let config =
@@ -97,9 +103,13 @@ async fn a_wrong_sasl_password_makes_the_service_not_ready() {
         .await
         .expect("user-service");
     let users = TestServer::start(app.local_addr(), |s| app.run(s));
+    // Registrations need only the database: ready (200), degraded, naming the broker.
     let ready = users.get("/health/ready", None).await;
-    assert_eq!(ready.status(), 503);
+    assert_eq!(ready.status(), 200);
     let body: Value = ready.json().await.expect("json");
+    assert_eq!(body["status"], "degraded", "{body}");
     assert_eq!(body["checks"]["kafka"]["ok"], false);
+    assert_eq!(body["checks"]["kafka"]["required"], false);
+    assert_eq!(body["checks"]["database"]["ok"], true);
     users.stop().await;
 }

@@ -1,7 +1,10 @@
-//! `GET /health/ready`: ready only with a model loaded and Kafka answering.
+//! `GET /health/ready`: `POST /predict` needs only the model, so only the model gates
+//! readiness. Kafka is reported: without it the requests sent over Kafka wait in their
+//! topic while the REST API keeps answering (`degraded`).
 
 use rdkafka::consumer::Consumer;
 use service_kit::health::{Check, Readiness, Ready};
+use service_kit::metrics::Metrics;
 
 use super::AppState;
 
@@ -16,7 +19,11 @@ impl Ready for AppState {
             let _serving = self.model.current();
             Ok::<(), String>(())
         };
-        let (kafka, model) = tokio::join!(Check::run(kafka), Check::run(model));
+        let (kafka, model) = tokio::join!(Check::reported(kafka), Check::required(model));
         Readiness::from_checks([("kafka", kafka), ("model", model)])
+    }
+
+    fn metrics(&self) -> &Metrics {
+        &self.metrics.registry
     }
 }

@@ -1,7 +1,10 @@
-//! `GET /health/ready`: ready only when the database and Kafka both answer.
+//! `GET /health/ready`: the user-service serves its requests from the database alone, so
+//! only the database gates readiness. Kafka is reported: without it registrations go on
+//! into the outbox and the relay publishes them once the broker answers (`degraded`).
 
 use rdkafka::producer::Producer;
 use service_kit::health::{self, Readiness};
+use service_kit::metrics::Metrics;
 
 use super::AppState;
 
@@ -12,5 +15,9 @@ impl health::Ready for AppState {
             producer.client().fetch_metadata(Some(topic), timeout)
         })
         .await
+    }
+
+    fn metrics(&self) -> &Metrics {
+        &self.metrics.registry
     }
 }
