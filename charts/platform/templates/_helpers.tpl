@@ -219,10 +219,10 @@ objects that cannot work.
 {{- if and .Values.mysql.enabled .Values.secrets.existingSecret -}}
 {{- $errors = append $errors "secrets.existingSecret is for external databases; the bundled MySQL (mysql.enabled=true) keeps its generated credentials in the chart's Secret" -}}
 {{- end -}}
-{{- if and .Values.monitoring.enabled .Values.secrets.existingSecret -}}
+{{- if and .Values.monitoring.enabled .Values.monitoring.grafana.enabled .Values.secrets.existingSecret -}}
 {{- $errors = append $errors "monitoring.enabled=true (bundled Grafana) keeps its admin password in the chart's Secret; it cannot be combined with secrets.existingSecret" -}}
 {{- end -}}
-{{- if and .Values.monitoring.enabled (not .Values.grafanaDashboards.enabled) -}}
+{{- if and .Values.monitoring.enabled .Values.monitoring.grafana.enabled (not .Values.grafanaDashboards.enabled) -}}
 {{- $errors = append $errors "monitoring.enabled=true provisions the bundled Grafana from the dashboard ConfigMaps: keep grafanaDashboards.enabled=true" -}}
 {{- end -}}
 {{- range $app := include "platform.apps" . | fromYamlArray -}}
