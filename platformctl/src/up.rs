@@ -178,14 +178,18 @@ async fn run_platform(args: UpArgs) -> anyhow::Result<()> {
     ];
     print_banner(&args, &broker, addrs, &admin_token);
 
-    run_until_signal(Duration::from_secs(20), |shutdown| async move {
-        let (users, notifications, predictions) = tokio::join!(
-            user_app.run(shutdown.clone()),
-            notification_app.run(shutdown.clone()),
-            prediction_app.run(shutdown.clone())
-        );
-        users.and(notifications).and(predictions)
-    })
+    run_until_signal(
+        Duration::ZERO,
+        Duration::from_secs(20),
+        |shutdown| async move {
+            let (users, notifications, predictions) = tokio::join!(
+                user_app.run(shutdown.clone()),
+                notification_app.run(shutdown.clone()),
+                prediction_app.run(shutdown.clone())
+            );
+            users.and(notifications).and(predictions)
+        },
+    )
     .await?;
     println!("platform stopped");
     Ok(())

@@ -46,7 +46,13 @@ pub struct CommonArgs {
     #[arg(long, default_value_t = false)]
     pub healthcheck: bool,
 
-    /// Seconds to drain in-flight work on SIGTERM before exiting.
+    /// Seconds to keep serving after SIGTERM before draining: a gateway that learns of
+    /// the stop from the Service's endpoints (Kubernetes) still sends new connections
+    /// for a moment.
+    #[arg(long, env = "SHUTDOWN_DELAY_SECONDS", default_value_t = 0)]
+    pub shutdown_delay_seconds: u64,
+
+    /// Seconds to drain in-flight work on SIGTERM (after the delay) before exiting.
     #[arg(long, env = "SHUTDOWN_GRACE_SECONDS", default_value_t = 20)]
     pub shutdown_grace_seconds: u64,
 
@@ -129,6 +135,7 @@ mod tests {
         assert!(common.run_migrations);
         assert!(!common.migrate_only);
         assert_eq!(common.log_format, LogFormat::Pretty);
+        assert_eq!(common.shutdown_delay_seconds, 0);
         assert_eq!(common.shutdown_grace_seconds, 20);
         assert!(common.trusted_proxies.is_empty());
     }

@@ -37,8 +37,9 @@ pub async fn run<C: ServiceConfig>(config: C) -> ExitCode {
     let result = if common.migrate_only {
         config.migrate().await
     } else {
+        let delay = Duration::from_secs(common.shutdown_delay_seconds);
         let grace = Duration::from_secs(common.shutdown_grace_seconds);
-        crate::shutdown::run_until_signal(grace, |shutdown| config.serve(shutdown)).await
+        crate::shutdown::run_until_signal(delay, grace, |shutdown| config.serve(shutdown)).await
     };
     if let Err(error) = &result {
         tracing::error!(error = ?error, "{} failed", C::NAME);

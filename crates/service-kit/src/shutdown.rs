@@ -30,12 +30,26 @@ impl Shutdown {
         Self(self.0.child_token())
     }
 
-    /// Triggers this token on SIGINT or SIGTERM.
-    pub fn trigger_on_signals(&self) {
+    /// Triggers this token `delay` after `event` (SIGINT or SIGTERM, for a service).
+    pub fn trigger_after(
+        &self,
+        event: impl std::future::Future<Output = ()> + Send + 'static,
+        delay: std::time::Duration,
+    ) {
         let token = self.clone();
         tokio::spawn(async move {
-            wait_for_signal().await;
-            tracing::info!("shutdown signal received");
+            event.await;
+            if !delay.is_zero() {
+                // Kubernetes removes a terminating pod from its Service while the signal
+                // is on its way; a gateway that has not heard yet still sends it new
+                // connections, which a closed listener would refuse (502s).
+                tracing::info!(
+                    ?delay,
+                    "shutdown signal received; serving on until the delay ends"
+                );
+                tokio::time::sleep(delay).await;
+            }
+            tracing::info!("shutting down");
             token.trigger();
         });
     }
@@ -65,9 +79,10 @@ async fn wait_for_signal() {
 #[error("did not stop within the {0:?} grace period")]
 pub struct GraceExpired(pub std::time::Duration);
 
-/// Runs a service until SIGINT/SIGTERM, then gives it `grace` to drain before giving up
-/// with [`GraceExpired`].
+/// Runs a service until SIGINT/SIGTERM and `delay` more, then gives it `grace` to drain
+/// before giving up with [`GraceExpired`].
 pub async fn run_until_signal<F>(
+    delay: std::time::Duration,
     grace: std::time::Duration,
     service: impl FnOnce(Shutdown) -> F,
 ) -> anyhow::Result<()>
@@ -75,7 +90,7 @@ where
     F: std::future::Future<Output = anyhow::Result<()>>,
 {
     let shutdown = Shutdown::new();
-    shutdown.trigger_on_signals();
+    shutdown.trigger_after(wait_for_signal(), delay);
     run_until(shutdown, grace, service).await
 }
 
@@ -116,6 +131,19 @@ mod tests {
         })
         .await;
         assert!(result.is_ok(), "{result:?}");
+    }
+
+    #[tokio::test]
+    async fn the_shutdown_waits_out_the_delay_after_the_signal() {
+        let shutdown = Shutdown::new();
+        let started = std::time::Instant::now();
+        shutdown.trigger_after(std::future::ready(()), Duration::from_millis(300));
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        assert!(!shutdown.is_triggered(), "triggered before the delay ended");
+        tokio::time::timeout(Duration::from_secs(5), shutdown.wait())
+            .await
+            .expect("triggered once the delay ended");
+        assert!(started.elapsed() >= Duration::from_millis(300));
     }
 
     #[tokio::test]
