@@ -17,48 +17,17 @@ mod faults;
 mod gateway;
 mod images;
 mod stack;
+#[path = "../support/walkthrough.rs"]
+mod walkthrough;
 
-use std::future::Future;
 use std::process::ExitCode;
-use std::time::Instant;
 
 use docker::Project;
-
-/// Counts the steps and prints one line each.
-#[derive(Default)]
-struct Tally {
-    passed: usize,
-    failed: usize,
-}
-
-impl Tally {
-    /// Runs one step; `false` when it failed.
-    async fn step(
-        &mut self,
-        name: &str,
-        step: impl Future<Output = anyhow::Result<String>>,
-    ) -> bool {
-        let started = Instant::now();
-        let outcome = step.await;
-        let took = started.elapsed().as_secs_f64();
-        match outcome {
-            Ok(detail) => {
-                self.passed += 1;
-                println!("compose: {name} ... ok ({took:.1} s) {detail}");
-                true
-            }
-            Err(error) => {
-                self.failed += 1;
-                println!("compose: {name} ... FAILED ({took:.1} s): {error:#}");
-                false
-            }
-        }
-    }
-}
+use walkthrough::Tally;
 
 #[tokio::main]
 async fn main() -> ExitCode {
-    let mut tally = Tally::default();
+    let mut tally = Tally::new("compose");
     let project = match Project::checkout() {
         Ok(project) => project,
         Err(error) => {
@@ -75,12 +44,7 @@ async fn main() -> ExitCode {
             stack::down(&project),
         )
         .await;
-    println!("{} passed, {} failed", tally.passed, tally.failed);
-    if tally.failed == 0 {
-        ExitCode::SUCCESS
-    } else {
-        ExitCode::FAILURE
-    }
+    tally.finish()
 }
 
 /// The steps in order; returns at the first failure that later steps depend on.
