@@ -28,6 +28,10 @@
 #      lifecycle on it (scripts/check-chart-cluster.sh), platformctl's cluster commands
 #      with the service binaries standing in for pods (scripts/check-cluster.sh), and
 #      Traefik's Kubernetes providers loading the chart's routes (scripts/check-gateway-kube.sh)
+#  10. a node on that control plane (scripts/node.sh: kubelet, containerd, CNI bridge,
+#      kube-proxy, scheduler, CoreDNS, a hostpath provisioner) running the chart's pods
+#      from the images built in step 8: docs/deployment.md's minikube walkthrough, helm
+#      test, the ingress, and upgrades and pod deletions under load (scripts/check-node.sh)
 #
 # Nothing is skipped: a dependency that cannot be installed or started fails the run with
 # a message saying what is missing. Ends with one line "N passed, N failed".
@@ -143,6 +147,9 @@ step "containers: the images and the compose walkthrough on a real Docker engine
 check_script compose scripts/check-compose.sh
 
 step "local Kubernetes control plane (scripts/kube.sh)"
+# The checks below stand in for the kubelet where they need one; a node left running by
+# an earlier run (scripts/node.sh) would run their pods for real, so it goes first.
+scripts/node.sh down
 eval "$(scripts/kube.sh up)"
 
 step "the chart's lifecycle on the API server (scripts/check-chart-cluster.sh)"
@@ -153,6 +160,9 @@ check_script cluster scripts/check-cluster.sh
 
 step "Traefik's Kubernetes providers load the chart's routes (scripts/check-gateway-kube.sh)"
 check_script gateway-kube scripts/check-gateway-kube.sh
+
+step "a node that runs the pods: the minikube walkthrough, under load (scripts/check-node.sh)"
+check_script node scripts/check-node.sh
 
 step "summary"
 {
