@@ -28,4 +28,4 @@ fi
 cargo build -p user-service -p notification-service --locked
 env PLATFORM_TEST_BACKEND=real HELM="$TOOLS_BIN/helm" KUBECONFIG="$KUBECONFIG" \
   TEST_MYSQL_URL="$TEST_MYSQL_URL" TEST_KAFKA_BROKERS="$TEST_KAFKA_BROKERS" \
-  cargo test -p platformctl --features cluster-tests --test cluster --locked -- --nocapture
+  cargo test -p platformctl --features harnesses --test cluster --locked -- --nocapture

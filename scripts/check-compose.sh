@@ -20,9 +20,9 @@ eval "$(scripts/docker.sh up)"
 scripts/images.sh build
 # Built here, where the crate registry is reachable; run in the namespace, where it is not
 # needed (everything is downloaded and compiled by then).
-log "building the walkthrough (cargo test --features compose-tests --no-run)"
-cargo test -p platformctl --features compose-tests --test compose --locked --no-run
+log "building the walkthrough (cargo test --features harnesses --no-run)"
+cargo test -p platformctl --features harnesses --test compose --locked --no-run
 log "running the walkthrough in network namespace $DOCKER_NETNS_PATH"
 # Its commands run in a copy of the working tree, as a clone gives a user.
 nsenter --net="$DOCKER_NETNS_PATH" \
-  cargo test -p platformctl --features compose-tests --test compose --locked --offline
+  cargo test -p platformctl --features harnesses --test compose --locked --offline

@@ -54,4 +54,4 @@ kubectl apply --server-side --force-conflicts -f "$reference/kubernetes-crd-rbac
   || die "the API server refused Traefik's ClusterRole"
 
 log "running the walkthrough"
-env HELM="$TOOLS_BIN/helm" cargo test -p platformctl --features node-tests --test node --locked
+env HELM="$TOOLS_BIN/helm" cargo test -p platformctl --features harnesses --test node --locked

@@ -124,7 +124,7 @@ cargo build --workspace --bins --locked
 env PLATFORM_TEST_BACKEND=real TEST_MYSQL_URL="$TEST_MYSQL_URL" TEST_KAFKA_BROKERS="$TEST_KAFKA_BROKERS" \
   TEST_KAFKA_SASL_BROKERS="$TEST_KAFKA_SASL_BROKERS" TEST_KAFKA_SASL_USERNAME="$TEST_KAFKA_SASL_USERNAME" \
   TEST_KAFKA_SASL_PASSWORD="$TEST_KAFKA_SASL_PASSWORD" \
-  cargo test -p platformctl --features fault-tests --test faults --locked -- --test-threads=1 --nocapture 2>&1 |
+  cargo test -p platformctl --features harnesses --test faults --locked -- --test-threads=1 --nocapture 2>&1 |
   tee "$log_dir/faults.log"
 [ "${PIPESTATUS[0]}" -eq 0 ]
 
