@@ -220,10 +220,7 @@ async fn status_shows_partitions_and_counts_and_notifications_need_the_token() {
     assert_eq!(ready["status"], "ready", "{ready}");
     assert_eq!(ready["checks"]["database"]["required"], true);
     assert_eq!(ready["checks"]["kafka"]["required"], false);
-    assert_eq!(
-        helpers::dependency_gauges(&app).await,
-        ["database=1", "kafka=1"]
-    );
+    assert_eq!(app.dependency_gauges().await, ["database=1", "kafka=1"]);
     app.stop().await;
 }
 
@@ -244,10 +241,7 @@ async fn without_a_broker_it_serves_its_api_degraded_and_without_a_database_it_i
     assert_eq!(ready["checks"]["kafka"]["required"], false);
     assert!(ready["checks"]["kafka"]["error"].is_string(), "{ready}");
     assert_eq!(ready["checks"]["database"]["ok"], true);
-    assert_eq!(
-        helpers::dependency_gauges(&app).await,
-        ["database=1", "kafka=0"]
-    );
+    assert_eq!(app.dependency_gauges().await, ["database=1", "kafka=0"]);
     assert_eq!(
         app.get("/notifications", Some(TOKEN)).await.status(),
         StatusCode::OK
@@ -269,10 +263,7 @@ async fn without_a_broker_it_serves_its_api_degraded_and_without_a_database_it_i
     assert_eq!(ready["status"], "not_ready", "{ready}");
     assert_eq!(ready["checks"]["database"]["ok"], false);
     assert_eq!(ready["checks"]["database"]["required"], true);
-    assert_eq!(
-        helpers::dependency_gauges(&app).await,
-        ["database=0", "kafka=0"]
-    );
+    assert_eq!(app.dependency_gauges().await, ["database=0", "kafka=0"]);
     assert_eq!(
         app.get("/notifications", Some(TOKEN)).await.status(),
         StatusCode::SERVICE_UNAVAILABLE

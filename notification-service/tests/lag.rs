@@ -12,12 +12,7 @@ use service_kit::testing::eventually;
 const WAIT: Duration = Duration::from_secs(90);
 
 async fn lag_series(app: &TestApp) -> usize {
-    let text = app
-        .get("/metrics", None)
-        .await
-        .text()
-        .await
-        .expect("metrics");
+    let text = app.metrics().await;
     text.lines()
         .filter(|l| l.starts_with("kafka_consumer_lag{"))
         .count()

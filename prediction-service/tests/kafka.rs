@@ -228,12 +228,7 @@ async fn a_bad_model_file_is_refused_and_a_good_one_replaces_the_model() {
     );
     assert_eq!(version().await, "2");
     assert_eq!(reloads("failure").await, 1.0, "the bad file is not retried");
-    let info = app
-        .get("/metrics", None)
-        .await
-        .text()
-        .await
-        .expect("metrics");
+    let info = app.metrics().await;
     assert!(
         info.contains(r#"version="2"} 1"#) && !info.contains(r#"version="1"} 1"#),
         "{info}"

@@ -30,17 +30,6 @@ async fn register_many(app: &helpers::TestApp, prefix: &str, n: usize) -> HashSe
     ids
 }
 
-/// The `dependency_up` series of `/metrics`, by dependency.
-async fn gauges(app: &helpers::TestApp) -> Vec<String> {
-    let text = app
-        .get("/metrics", None)
-        .await
-        .text()
-        .await
-        .expect("metrics");
-    service_kit::testing::dependency_gauges(&text)
-}
-
 #[tokio::test]
 async fn each_registration_is_published_once_with_cloudevents_headers() {
     let backends = Backends::new().await;
@@ -61,12 +50,7 @@ async fn each_registration_is_published_once_with_cloudevents_headers() {
         assert!(m.header("ce_time").is_some());
         assert_eq!(m.payload["user_id"].as_str(), Some(m.key.as_str()));
     }
-    let metrics = app
-        .get("/metrics", None)
-        .await
-        .text()
-        .await
-        .expect("metrics");
+    let metrics = app.metrics().await;
     assert_eq!(
         metric_value(&metrics, "outbox_published_total{outcome=\"ok\"}"),
         10.0
@@ -143,7 +127,7 @@ async fn registrations_succeed_while_kafka_is_unreachable_and_wait_in_the_outbox
     assert!(ready["checks"]["kafka"]["error"].is_string(), "{ready}");
     assert_eq!(ready["checks"]["database"]["ok"], true);
     assert_eq!(ready["checks"]["database"]["required"], true);
-    assert_eq!(gauges(&app).await, ["database=1", "kafka=0"]);
+    assert_eq!(app.dependency_gauges().await, ["database=1", "kafka=0"]);
     let backlog = service_kit::testing::eventually(WAIT, || async {
         app.metric("outbox_backlog").await == 3.0
     })
@@ -164,7 +148,7 @@ async fn readiness_checks_database_and_kafka() {
     assert_eq!(body["checks"]["database"]["required"], true);
     assert_eq!(body["checks"]["kafka"]["ok"], true);
     assert_eq!(body["checks"]["kafka"]["required"], false);
-    assert_eq!(gauges(&app).await, ["database=1", "kafka=1"]);
+    assert_eq!(app.dependency_gauges().await, ["database=1", "kafka=1"]);
     assert_eq!(app.get("/health/live", None).await.status(), StatusCode::OK);
     app.stop().await;
 }
@@ -193,7 +177,7 @@ async fn without_its_database_the_service_is_not_ready() {
     assert_eq!(body["checks"]["database"]["required"], true);
     assert!(body["checks"]["database"]["error"].is_string(), "{body}");
     assert_eq!(body["checks"]["kafka"]["ok"], true);
-    assert_eq!(gauges(&app).await, ["database=0", "kafka=1"]);
+    assert_eq!(app.dependency_gauges().await, ["database=0", "kafka=1"]);
     // What readiness says holds for the requests: a registration cannot be served.
     let refused = app.register("No Db", "no.db@example.com").await;
     assert_eq!(refused.status(), StatusCode::SERVICE_UNAVAILABLE);
@@ -212,12 +196,7 @@ async fn metrics_use_route_templates_and_docs_are_served() {
     )
     .await;
 
-    let metrics = app
-        .get("/metrics", None)
-        .await
-        .text()
-        .await
-        .expect("metrics");
+    let metrics = app.metrics().await;
     assert!(
         metrics.contains(r#"http_requests_total{method="POST",route="/register/",status="201"} 1"#),
         "{metrics}"

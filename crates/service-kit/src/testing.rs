@@ -244,6 +244,23 @@ macro_rules! test_wrapper {
 /// and runs it in the test process.
 #[macro_export]
 macro_rules! test_app {
+    // With `connect`: also `spawn_app_sharing_database`, the service on a pool the
+    // test holds too, so that it can take the database away (close the pool).
+    ($application:ty, $config:ty, connect: $connect:path) => {
+        $crate::test_app!($application, $config);
+
+        pub async fn spawn_app_sharing_database(
+            config: &$config,
+        ) -> (TestApp, $crate::db::Database) {
+            let db = $connect(config).await.expect("database");
+            let app = <$application>::with_database(config, db.clone())
+                .await
+                .expect("build the service");
+            let server =
+                $crate::testing::TestServer::start(app.local_addr(), |shutdown| app.run(shutdown));
+            (TestApp(server), db)
+        }
+    };
     ($application:ty, $config:ty) => {
         $crate::test_wrapper!(
             /// The service running in the test process.
@@ -309,6 +326,20 @@ impl TestServer {
             request = request.bearer_auth(token);
         }
         request.send().await.expect("request")
+    }
+
+    /// The service's `/metrics` text.
+    pub async fn metrics(&self) -> String {
+        self.get("/metrics", None)
+            .await
+            .text()
+            .await
+            .expect("metrics")
+    }
+
+    /// The `dependency_up` series of `/metrics`, as `dependency=value`.
+    pub async fn dependency_gauges(&self) -> Vec<String> {
+        dependency_gauges(&self.metrics().await)
     }
 
     pub async fn post_json(&self, path: &str, body: &serde_json::Value) -> reqwest::Response {

@@ -11,9 +11,8 @@ use notification_service::{Application, Config};
 use rdkafka::message::{Header, OwnedHeaders};
 use rdkafka::producer::{FutureProducer, FutureRecord};
 use rdkafka::util::Timeout;
-use service_kit::db::Database;
 use service_kit::kafka::KafkaArgs;
-use service_kit::testing::{TestBackends, TestServer};
+use service_kit::testing::TestBackends;
 use uuid::Uuid;
 
 pub const TOKEN: &str = "test-admin-token";
@@ -23,31 +22,7 @@ service_kit::test_wrapper!(
     pub struct Backends(TestBackends);
 );
 
-service_kit::test_app!(Application, Config);
-
-/// A notification-service on a database pool the test holds too, so that the test can
-/// take the database away (close the pool) while the service runs.
-pub async fn spawn_app_sharing_database(config: &Config) -> (TestApp, Database) {
-    let db = notification_service::app::connect_and_migrate(config)
-        .await
-        .expect("database");
-    let app = Application::with_database(config, db.clone())
-        .await
-        .expect("build the service");
-    let server = TestServer::start(app.local_addr(), |shutdown| app.run(shutdown));
-    (TestApp(server), db)
-}
-
-/// The `dependency_up` series of the service's `/metrics`, as `dependency=value`.
-pub async fn dependency_gauges(app: &TestApp) -> Vec<String> {
-    let text = app
-        .get("/metrics", None)
-        .await
-        .text()
-        .await
-        .expect("metrics");
-    service_kit::testing::dependency_gauges(&text)
-}
+service_kit::test_app!(Application, Config, connect: notification_service::app::connect_and_migrate);
 
 impl Backends {
     pub async fn new() -> Self {

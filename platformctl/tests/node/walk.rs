@@ -333,7 +333,7 @@ pub async fn ingress(cluster: &Cluster, gateway: &str) -> anyhow::Result<String>
 
 /// `platformctl status` lists the real pods, each Running and Ready as kubectl says.
 pub async fn status(cluster: &Cluster) -> anyhow::Result<String> {
-    let report = platformctl(&["status", "-n", NAMESPACE, "--release", RELEASE, "--json"]).await?;
+    let report = on_release(&["status"]).await?;
     let pods = cluster
         .pods(&format!("app.kubernetes.io/instance={RELEASE}"))
         .await?;
@@ -376,26 +376,8 @@ pub async fn consumer_control(cluster: &Cluster) -> anyhow::Result<String> {
     ]);
     cluster.helm(&args).await?;
     for (action, state) in [("pause", "paused"), ("resume", "running")] {
-        platformctl(&[
-            "consumer",
-            action,
-            "-n",
-            NAMESPACE,
-            "--release",
-            RELEASE,
-            "--json",
-        ])
-        .await?;
-        let status = platformctl(&[
-            "consumer",
-            "status",
-            "-n",
-            NAMESPACE,
-            "--release",
-            RELEASE,
-            "--json",
-        ])
-        .await?;
+        on_release(&["consumer", action]).await?;
+        let status = on_release(&["consumer", "status"]).await?;
         let replicas = status["pods"].as_array().cloned().unwrap_or_default();
         ensure!(replicas.len() == 2, "expected two replicas: {status}");
         ensure!(
@@ -406,6 +388,13 @@ pub async fn consumer_control(cluster: &Cluster) -> anyhow::Result<String> {
         );
     }
     Ok("both replicas paused, then resumed".into())
+}
+
+/// `platformctl COMMAND -n platform --release platform --json`; its JSON output.
+async fn on_release(command: &[&str]) -> anyhow::Result<Value> {
+    let mut args = command.to_vec();
+    args.extend(["-n", NAMESPACE, "--release", RELEASE, "--json"]);
+    platformctl(&args).await
 }
 
 /// Runs platformctl with the cluster's kubeconfig; its JSON output.

@@ -9,9 +9,8 @@ use rdkafka::consumer::{Consumer, StreamConsumer};
 use rdkafka::message::{Headers, Message};
 use reqwest::Response;
 use serde_json::{Value, json};
-use service_kit::db::Database;
 use service_kit::kafka::KafkaArgs;
-use service_kit::testing::{TestBackends, TestServer};
+use service_kit::testing::TestBackends;
 use user_service::{Application, Config};
 
 pub const TOKEN: &str = "test-admin-token";
@@ -20,20 +19,7 @@ service_kit::test_wrapper!(
     pub struct Backends(TestBackends);
 );
 
-service_kit::test_app!(Application, Config);
-
-/// A user-service on a database pool the test holds too, so that the test can take the
-/// database away (close the pool) while the service runs.
-pub async fn spawn_app_sharing_database(config: &Config) -> (TestApp, Database) {
-    let db = user_service::app::connect_and_migrate(config)
-        .await
-        .expect("database");
-    let app = Application::with_database(config, db.clone())
-        .await
-        .expect("build the service");
-    let server = TestServer::start(app.local_addr(), |shutdown| app.run(shutdown));
-    (TestApp(server), db)
-}
+service_kit::test_app!(Application, Config, connect: user_service::app::connect_and_migrate);
 
 impl Backends {
     pub async fn new() -> Self {
